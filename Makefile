@@ -1,0 +1,65 @@
+# Thin wrappers; the logic lives in pyproject.toml, _config.yml and tests/.
+# Needs Python 3.11+ as $(PYTHON) (default: python3) and make. Everything else installs itself.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(abspath $(VENV))/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= 8000
+JOBS   ?= 2
+# Kernels started by Jupyter resolve "python" through PATH: make it the course venv's.
+export PATH := $(BIN):$(PATH)
+export PYDEVD_DISABLE_FILE_VALIDATION := 1
+
+.PHONY: help venv book serve lab test test-fast bench clean labs setup-cells
+
+help:
+	@echo "make book   build the course website into _build/html (executes every notebook)"
+	@echo "make serve  serve the built website on http://localhost:$(PORT)"
+	@echo "make test   run every test (unit, notebooks, nbgrader pipeline)"
+	@echo "make lab    open JupyterLab on the course"
+	@echo "make labs   regenerate the student labs (labs/) from solutions/ with nbgrader"
+	@echo "make bench  run the benchmarks (ratios against PyTorch built-ins)"
+	@echo "make clean  remove build outputs and caches (keeps .venv; 'make distclean' removes it)"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found " + sys.version.split()[0] + "); run: make PYTHON=python3.11 ...")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo
+	@echo "The course website is in $(CURDIR)/_build/html (open _build/html/index.html)."
+	@echo "Serve it with: make serve   (then visit http://localhost:$(PORT))"
+
+serve:
+	@test -f _build/html/index.html || { echo "No website yet: run 'make book' first."; exit 1; }
+	$(PYTHON) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=.
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not notebook and not pipeline"
+
+labs: $(STAMP)
+	$(BIN)/python tools/generate_labs.py
+
+setup-cells: $(STAMP)
+	$(BIN)/python tools/setup_cell.py --write
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf _build .pytest_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

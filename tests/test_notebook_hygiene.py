@@ -1,0 +1,31 @@
+"""Every committed notebook: valid, no outputs, the course kernel; student labs carry no answers."""
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p for pat in ("book/*.ipynb", "solutions/*/*.ipynb", "labs/*/*.ipynb") for p in ROOT.glob(pat))
+
+
+def test_there_are_notebooks():
+    assert any(p.match("book/*.ipynb") for p in NOTEBOOKS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_notebook_is_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    with_outputs = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and (c.outputs or c.execution_count)]
+    assert not with_outputs, f"cells {with_outputs} have outputs: commit notebooks stripped"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.lstrip().startswith("# "), \
+        "a notebook opens with its title"
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.parts[-3] == "labs"], ids=lambda p: p.name)
+def test_student_labs_hold_no_instructor_material(path):
+    text = json.dumps(nbformat.read(path, as_version=4).cells)
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in text
