@@ -1,14 +1,14 @@
 """A small, general training loop: :func:`fit` and :func:`evaluate` with a tqdm bar."""
 from __future__ import annotations
 
-import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .utils import get_device, seed_everything
 
@@ -106,7 +106,11 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
     if optimizer is None:
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     history = History()
-    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=True)
+    # A text bar on stdout: live in JupyterLab, Colab and terminals, and on the static
+    # website it shows its final state (a widget bar would be frozen at 0%). Never stderr:
+    # nbgrader treats stderr in a test cell as a failure.
+    bar = tqdm(range(1, epochs + 1), desc=desc, disable=not progress, leave=True, file=sys.stdout,
+               ncols=100, mininterval=0.5)
     for epoch in bar:
         start = time.perf_counter()
         model.train()
