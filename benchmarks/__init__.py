@@ -1,0 +1,1 @@
+"""Ratio benchmarks: reference implementations against PyTorch built-ins, measured in one run."""
