@@ -1,0 +1,76 @@
+"""Generate the student labs (labs/<lab>/) from the instructor notebooks (solutions/<lab>/)
+with nbgrader, in a scratch course directory so the repository gets no gradebook.
+
+    python tools/generate_labs.py            # regenerate every lab into labs/
+    python tools/generate_labs.py --check    # exit 1 if labs/ differs from what nbgrader makes
+"""
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from labtools import LABS  # noqa: E402
+
+
+def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("nbgrader")
+    run = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{run.stdout}\n{run.stderr}")
+    return run
+
+
+def make_course(tmp: Path, labs: tuple[str, ...] = LABS) -> Path:
+    """A scratch nbgrader course: the repo's config and a copy of solutions/ for ``labs``."""
+    course = tmp / "course"
+    (course / "solutions").mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    for lab in labs:
+        shutil.copytree(ROOT / "solutions" / lab, course / "solutions" / lab,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    return course
+
+
+def generate(labs: tuple[str, ...], dest: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        course = make_course(Path(tmp), labs)
+        for lab in labs:
+            nbgrader("generate_assignment", lab, "--force", "--log-level=WARN", cwd=course)
+            if (dest / lab).exists():
+                shutil.rmtree(dest / lab)
+            shutil.copytree(course / "labs" / lab, dest / lab)
+
+
+def differences(a: Path, b: Path) -> list[str]:
+    cmp = filecmp.dircmp(a, b)
+    out = [f"only in {a.name}: {x}" for x in cmp.left_only] + [f"only in generated: {x}" for x in cmp.right_only]
+    out += [f"differs: {x}" for x in cmp.diff_files]
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true")
+    ap.add_argument("labs", nargs="*", default=list(LABS))
+    args = ap.parse_args()
+    labs = tuple(args.labs)
+    if not args.check:
+        generate(labs, ROOT / "labs")
+        print("regenerated: " + ", ".join(f"labs/{lab}" for lab in labs))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        generate(labs, Path(tmp))
+        problems = [f"labs/{lab}: {d}" for lab in labs for d in differences(ROOT / "labs" / lab, Path(tmp) / lab)]
+    print("\n".join(problems) or "labs/ matches solutions/")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
