@@ -1,0 +1,127 @@
+"""The labs' tests are the product: the reference solution passes every test cell, the blank
+student version fails every one, and each catalogued typical mistake fails exactly the test
+cells it should (tests/lab_mistakes/<lab>.py). Fast: cells run in-process, experiments skipped."""
+import functools
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+import generate_labs
+import labtools
+from labtools import LABS
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def catalogue(lab: str):
+    path = ROOT / "tests" / "lab_mistakes" / (lab.replace("-", "_") + ".py")
+    spec = importlib.util.spec_from_file_location(f"mistakes_{lab.replace('-', '_')}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@functools.lru_cache(maxsize=None)
+def _source(lab: str):
+    return labtools.read(labtools.source_path(lab))
+
+
+def pytest_generate_tests(metafunc):
+    if "mistake" in metafunc.fixturenames:
+        lab = metafunc.cls.LAB
+        names = sorted(catalogue(lab).MISTAKES)
+        metafunc.parametrize("mistake", names)
+
+
+class LabChecks:
+    LAB: str
+
+    @pytest.fixture
+    def nb(self):
+        return _source(self.LAB)
+
+    def test_structure(self, nb):
+        cells = nb.cells
+        answers, tests = labtools.answers(nb), labtools.tests(nb)
+        assert answers and tests
+        ids = [labtools.nbmeta(c)["grade_id"] for c in cells if labtools.nbmeta(c).get("grade_id")]
+        assert len(ids) == len(set(ids)), "grade_ids must be unique"
+        assert all(p > 0 for p in tests.values())
+        for gid in answers:
+            assert any(t == f"test_{gid}" or t.startswith(f"test_{gid}_") for t in tests), \
+                f"answer cell {gid} has no test cell named test_{gid}[_...]"
+        for c in cells:
+            if labtools.is_test(c):
+                assert "### BEGIN HIDDEN TESTS" in c.source, f"{labtools.nbmeta(c)['grade_id']} has no hidden tests"
+                assert labtools.nbmeta(c).get("locked"), "test cells are locked"
+            if labtools.is_answer(c):
+                assert "### BEGIN SOLUTION" in c.source
+        last_test = max(i for i, c in enumerate(cells) if labtools.is_test(c))
+        assert all(i > last_test for i, c in enumerate(cells) if labtools.is_experiment(c)), \
+            "experiment cells come after every test cell"
+        written = [c for c in cells if c.cell_type == "markdown" and labtools.nbmeta(c).get("solution")
+                   and labtools.nbmeta(c).get("grade")]
+        assert written, "each lab has a manually graded written answer"
+
+    def test_reference_solution_passes_every_test_cell(self, nb):
+        res = labtools.run_inprocess(nb)
+        failed = {k: (v.error or v.stderr) for k, v in res.items() if not v.ok}
+        assert set(res) == set(labtools.tests(nb))
+        assert not failed, failed
+
+    def test_blank_student_version_fails_every_test_cell(self):
+        student = labtools.read(labtools.student_path(self.LAB))
+        res = labtools.run_inprocess(student)
+        assert res and all(not r.ok for r in res.values()), \
+            [k for k, r in res.items() if r.ok]
+        assert all("NotImplementedError" in r.error for r in res.values())
+
+    def test_student_version_is_what_nbgrader_generates(self, tmp_path):
+        generate_labs.generate((self.LAB,), tmp_path)
+        diffs = generate_labs.differences(ROOT / "labs" / self.LAB, tmp_path / self.LAB)
+        assert not diffs, f"labs/{self.LAB} drifted from solutions/ (run `make labs`): {diffs}"
+
+    def test_no_hidden_test_code_reaches_students(self, nb):
+        student_text = json.dumps(labtools.read(labtools.student_path(self.LAB)).cells)
+        for c in nb.cells:
+            for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", c.source, re.S):
+                for line in region.splitlines():
+                    line = line.strip()
+                    if len(line) > 25 and not line.startswith("#"):
+                        assert json.dumps(line)[1:-1] not in student_text, f"hidden test line leaked: {line}"
+            if labtools.is_answer(c):
+                sol = re.search(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", c.source, re.S).group(1)
+                for line in sol.splitlines():
+                    if len(line.strip()) > 30:
+                        assert json.dumps(line.strip())[1:-1] not in student_text, f"solution line leaked: {line}"
+
+    def test_catalogue_covers_every_answer_cell(self, nb):
+        cat = catalogue(self.LAB)
+        covered = [gid for gid, _src, _fail in cat.MISTAKES.values()]
+        for gid in labtools.answers(nb):
+            assert covered.count(gid) >= 3, f"fewer than 3 catalogued mistakes for {gid}"
+        assert set(cat.COMBINED) == set(labtools.answers(nb)), "COMBINED needs one mistake per answer cell"
+
+    def test_typical_mistake_fails_exactly_the_expected_tests(self, nb, mistake):
+        gid, source, expected = catalogue(self.LAB).MISTAKES[mistake]
+        res = labtools.run_inprocess(nb, {gid: source})
+        failed = {k for k, r in res.items() if not r.ok}
+        assert failed == set(expected), (
+            f"mistake {mistake!r}: failed {sorted(failed)}, expected {sorted(expected)}; "
+            + "; ".join(f"{k}: {(r.error or r.stderr)[:200]}" for k, r in res.items() if k in failed ^ set(expected)))
+
+    def test_combined_mistakes_score(self, nb):
+        cat = catalogue(self.LAB)
+        res = labtools.run_inprocess(nb, cat.COMBINED)
+        points = labtools.tests(nb)
+        score = sum(points[k] for k, r in res.items() if r.ok)
+        assert score == cat.COMBINED_EXPECTED_SCORE
+        assert 0 < score < labtools.max_auto_score(nb)
+
+
+for _lab in LABS:
+    _name = "TestLab_" + _lab.replace("-", "_")
+    globals()[_name] = type(_name, (LabChecks,), {"LAB": _lab})

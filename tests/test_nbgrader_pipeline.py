@@ -1,0 +1,109 @@
+"""The real nbgrader command line, end to end, in a scratch course directory:
+generate -> release -> fetch -> submit (filesystem exchange) -> collect, plus zip_collect
+for students who upload files (e.g. from Colab) -> autograde -> generate_feedback -> export.
+
+Three students per lab: the reference solution (full marks), the blank student version
+(0, and grading does not crash), and one typical mistake in every answer cell (exactly the
+catalogued partial score). The grades CSV carries the same totals."""
+import csv
+import getpass
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+import labtools
+from generate_labs import make_course
+from labtools import LABS
+from test_labs import catalogue
+
+pytestmark = pytest.mark.pipeline
+NBGRADER = str(Path(sys.executable).with_name("nbgrader"))
+
+
+def nbg(*args: str, cwd: Path, exchange: Path) -> str:
+    run = subprocess.run([NBGRADER, *args, f"--Exchange.root={exchange}", "--log-level=INFO"],
+                         cwd=cwd, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{run.stdout[-3000:]}\n{run.stderr[-3000:]}"
+    return run.stdout + run.stderr
+
+
+def fill(student_nb_path: Path, replacements: dict[str, str], written: str | None) -> nbformat.NotebookNode:
+    nb = nbformat.read(student_nb_path, as_version=4)
+    for cell in nb.cells:
+        meta = labtools.nbmeta(cell)
+        if labtools.is_answer(cell) and meta["grade_id"] in replacements:
+            cell.source = replacements[meta["grade_id"]]
+        elif cell.cell_type == "markdown" and meta.get("solution") and written is not None:
+            cell.source = written
+    return nb
+
+
+class PipelineChecks:
+    LAB: str
+
+    def test_full_pipeline(self, tmp_path):
+        lab = self.LAB
+        course = make_course(tmp_path, (lab,))
+        exchange = tmp_path / "exchange"
+        exchange.mkdir()
+        os.chmod(exchange, 0o777)
+        src_nb = labtools.read(labtools.source_path(lab))
+        max_score = labtools.max_auto_score(src_nb)
+        cat = catalogue(lab)
+
+        # instructor: generate and release; the generated notebook is the committed one
+        nbg("generate_assignment", lab, "--force", cwd=course, exchange=exchange)
+        released = course / "labs" / lab / f"{lab}.ipynb"
+        assert released.read_text() == labtools.student_path(lab).read_text()
+        nbg("release_assignment", lab, "--force", cwd=course, exchange=exchange)
+
+        # a student on JupyterHub: fetch, solve, submit; the instructor collects
+        home = tmp_path / "student"
+        home.mkdir()
+        nbg("fetch_assignment", lab, "--course=dl-course", cwd=home, exchange=exchange)
+        fetched = home / lab / f"{lab}.ipynb"
+        assert fetched.exists()
+        nbformat.write(fill(fetched, labtools.answers(src_nb), "A thoughtful written answer."), fetched)
+        nbg("submit", lab, "--course=dl-course", cwd=home, exchange=exchange)
+        nbg("collect", lab, "--update", cwd=course, exchange=exchange)
+        hub_student = getpass.getuser()
+        assert (course / "submitted" / hub_student / lab / f"{lab}.ipynb").exists()
+
+        # students working on Colab upload "<id>_<lab>.ipynb" files: zip_collect files them
+        archive = course / "downloaded" / lab / "archive"
+        archive.mkdir(parents=True)
+        shutil.copy(labtools.student_path(lab), archive / f"blank_{lab}.ipynb")
+        nbformat.write(fill(labtools.student_path(lab), cat.COMBINED, None), archive / f"mistakes_{lab}.ipynb")
+        nbg("zip_collect", lab, "--force", cwd=course, exchange=exchange)
+        for sid in ("blank", "mistakes"):
+            assert (course / "submitted" / sid / lab / f"{lab}.ipynb").exists()
+
+        nbg("autograde", lab, "--force", cwd=course, exchange=exchange)
+        nbg("generate_feedback", lab, "--force", cwd=course, exchange=exchange)
+        for sid in (hub_student, "blank", "mistakes"):
+            assert (course / "feedback" / sid / lab / f"{lab}.html").exists()
+
+        expected = {hub_student: max_score, "blank": 0.0, "mistakes": float(cat.COMBINED_EXPECTED_SCORE)}
+        with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+            for sid, want in expected.items():
+                sub = gb.find_submission(lab, sid)
+                assert sub.code_score == pytest.approx(want), f"{sid}: {sub.code_score} != {want}"
+                assert sub.max_code_score == pytest.approx(max_score)
+
+        nbg("export", f"--to={tmp_path / 'grades.csv'}", cwd=course, exchange=exchange)
+        with open(tmp_path / "grades.csv", newline="") as fh:
+            rows = {r["student_id"]: r for r in csv.DictReader(fh) if r["assignment"] == lab}
+        assert set(rows) == set(expected)
+        for sid, want in expected.items():
+            assert float(rows[sid]["raw_score"]) == pytest.approx(want)
+
+
+for _lab in LABS:
+    _name = "TestPipeline_" + _lab.replace("-", "_")
+    globals()[_name] = type(_name, (PipelineChecks,), {"LAB": _lab})
