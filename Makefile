@@ -29,8 +29,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Jupyter Book's execution cache keys on a notebook's code cells only: when courselib
+# changes, drop the cache so every chapter is executed again with the new helpers.
+COURSELIB_HASH = $(shell find src/courselib -name '*.py' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
+
 book: $(STAMP)
+	@mkdir -p _build
+	@if [ "$$(cat _build/.courselib-hash 2>/dev/null)" != "$(COURSELIB_HASH)" ]; then \
+		echo "courselib changed since the last build: re-executing every notebook"; rm -rf _build/.jupyter_cache; fi
 	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "$(COURSELIB_HASH)" > _build/.courselib-hash
 	@echo
 	@echo "The course website is in $(CURDIR)/_build/html (open _build/html/index.html)."
 	@echo "Serve it with: make serve   (then visit http://localhost:$(PORT))"
