@@ -127,13 +127,12 @@ def run_inprocess(nb, replacements: dict[str, str] | None = None, skip_experimen
 
 
 def solution_module(lab: str, name: str | None = None) -> ModuleType:
-    """The reference solution's answer cells executed as a module (for benchmarks)."""
+    """The reference solution executed as a module (for benchmarks): every code cell the
+    test cells rely on (imports, helpers, answers), i.e. all but test and experiment cells."""
     nb = read(source_path(lab))
     mod = ModuleType(name or lab.replace("-", "_") + "_solution")
     for cell in nb.cells:
-        if is_answer(cell) or (cell.cell_type == "code" and not is_test(cell) and not is_experiment(cell)
-                               and "import" in cell.source and "courselib" not in cell.source
-                               and "find_spec" not in cell.source):
+        if cell.cell_type == "code" and not is_test(cell) and not is_experiment(cell):
             exec(compile(strip_markers(cell.source), f"<{lab}:{nbmeta(cell).get('grade_id', '?')}>", "exec"),
                  mod.__dict__)
     sys.modules[mod.__name__] = mod

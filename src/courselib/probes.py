@@ -10,7 +10,7 @@ Used by the initialization and normalization chapters to *see* signal flow::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
