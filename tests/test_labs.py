@@ -11,6 +11,8 @@ import pytest
 
 import generate_labs
 import labtools
+from courselib import checking
+from grading import trusted
 from labtools import LABS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,13 +107,23 @@ class LabChecks:
             assert covered.count(gid) >= 3, f"fewer than 3 catalogued mistakes for {gid}"
         assert set(cat.COMBINED) == set(labtools.answers(nb)), "COMBINED needs one mistake per answer cell"
 
-    def test_typical_mistake_fails_exactly_the_expected_tests(self, nb, mistake):
+    def test_typical_mistake_fails_exactly_the_expected_tests(self, nb, mistake, tmp_path, monkeypatch):
+        """... in the notebook, and in the grader's trusted replay of the same run."""
         gid, source, expected = catalogue(self.LAB).MISTAKES[mistake]
+        record = tmp_path / "records.bin"
+        monkeypatch.setenv(checking.RECORD_ENV, str(record))
         res = labtools.run_inprocess(nb, {gid: source})
+        monkeypatch.delenv(checking.RECORD_ENV)
         failed = {k for k, r in res.items() if not r.ok}
         assert failed == set(expected), (
             f"mistake {mistake!r}: failed {sorted(failed)}, expected {sorted(expected)}; "
             + "; ".join(f"{k}: {(r.error or r.stderr)[:200]}" for k, r in res.items() if k in failed ^ set(expected)))
+        verdicts, problem = trusted.replay(nb, record)
+        assert not problem
+        trusted_failed = {k for k, v in verdicts.items() if not v.passed}
+        assert trusted_failed == failed, (
+            f"mistake {mistake!r}: the trusted replay failed {sorted(trusted_failed)}, the notebook {sorted(failed)}: "
+            + "; ".join(f"{k}: {verdicts[k].message}" for k in trusted_failed ^ failed))
 
     def test_combined_mistakes_score(self, nb):
         cat = catalogue(self.LAB)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import os
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,9 @@ from labtools import LABS  # noqa: E402
 
 def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     exe = Path(sys.executable).with_name("nbgrader")
-    run = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True)
+    # nbgrader's gradebook shells out to `alembic`, found through PATH: the venv's bin first.
+    env = {**os.environ, "PATH": f"{exe.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    run = subprocess.run([str(exe), *args], cwd=cwd, capture_output=True, text=True, env=env)
     if run.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{run.stdout}\n{run.stderr}")
     return run

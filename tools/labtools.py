@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 import sys
 import traceback
 from dataclasses import dataclass
@@ -28,10 +27,11 @@ from types import ModuleType
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-LABS = ("lab1-init", "lab2-adamw", "lab3-conv")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+from grading.nbcells import is_answer, is_experiment, is_test, nbmeta, strip_markers  # noqa: E402
 
-_SOLUTION_RE = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
-_HIDDEN_RE = re.compile(r"^[ \t]*### (BEGIN|END) HIDDEN TESTS[ \t]*\n?", re.M)
+LABS = ("lab1-init", "lab2-adamw", "lab3-conv")
 
 
 def source_path(lab: str) -> Path:
@@ -44,29 +44,6 @@ def student_path(lab: str) -> Path:
 
 def read(path: Path) -> nbformat.NotebookNode:
     return nbformat.read(path, as_version=4)
-
-
-def nbmeta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
-def is_answer(cell) -> bool:
-    m = nbmeta(cell)
-    return cell.cell_type == "code" and m.get("solution", False) and not m.get("grade", False)
-
-
-def is_test(cell) -> bool:
-    m = nbmeta(cell)
-    return cell.cell_type == "code" and m.get("grade", False) and not m.get("solution", False)
-
-
-def is_experiment(cell) -> bool:
-    return "experiment" in cell.get("metadata", {}).get("tags", [])
-
-
-def strip_markers(source: str) -> str:
-    """The instructor's code without nbgrader's solution / hidden-test markers."""
-    return _HIDDEN_RE.sub("", _SOLUTION_RE.sub("", source))
 
 
 def answers(nb) -> dict[str, str]:
