@@ -10,7 +10,7 @@ JOBS   ?= 2
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv book serve lab test test-fast bench clean labs setup-cells
+.PHONY: help venv book serve lab test test-fast bench clean labs setup-cells grade sandbox-deps
 
 help:
 	@echo "make book   build the course website into _build/html (executes every notebook)"
@@ -19,6 +19,7 @@ help:
 	@echo "make lab    open JupyterLab on the course"
 	@echo "make labs   regenerate the student labs (labs/) from solutions/ with nbgrader"
 	@echo "make bench  run the benchmarks (ratios against PyTorch built-ins)"
+	@echo "make grade LAB=lab1-init [FROM=uploads/]  grade a lab for the class (sandboxed)"
 	@echo "make clean  remove build outputs and caches (keeps .venv; 'make distclean' removes it)"
 
 $(STAMP): pyproject.toml
@@ -52,11 +53,25 @@ lab: $(STAMP)
 
 # One torch thread per test worker: JOBS workers x 2 threads on 2 cores oversubscribe the
 # CPU and OpenMP's spinning threads slow every notebook down several times over.
-test: $(STAMP)
+test: $(STAMP) sandbox-deps
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not pipeline" --ignore=tests/test_labs.py
+
+# Grading runs every student kernel under bubblewrap (Debian package; setpriv and prlimit come
+# with util-linux). Installed here when missing and we are root; otherwise say how.
+sandbox-deps:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing bubblewrap (the grading sandbox)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+		else echo "The grading sandbox needs bubblewrap: sudo apt-get install bubblewrap"; exit 1; fi; }
+
+WORKERS ?=
+grade: $(STAMP) sandbox-deps
+	@test -n "$(LAB)" || { echo "usage: make grade LAB=lab1-init [FROM=folder/of/uploads] [WORKERS=n] [REGRADE=1]"; exit 1; }
+	$(BIN)/python -m grading $(LAB) $(if $(FROM),--from $(FROM)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(REGRADE),--regrade)
 
 labs: $(STAMP)
 	$(BIN)/python tools/generate_labs.py

@@ -15,26 +15,32 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
+import nbgrader.api as nbgrader_api
 from nbgrader.api import Gradebook, MissingEntry
 from tqdm.auto import tqdm
 
-from . import feedback, nbcells, sandbox, static, trusted
+from . import feedback, nbcells, repair, sandbox, static, trusted
 
 COURSE_ID = "dl-course"
 # nbgrader's Gradebook shells out to `alembic` through PATH: this environment's bin comes first.
 _BIN = str(Path(sys.executable).parent)
 if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = f"{_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+# ... and it takes seconds: once per process is enough (every Gradebook() would run it again).
+nbgrader_api.get_alembic_version = functools.lru_cache(maxsize=1)(nbgrader_api.get_alembic_version)
 _NOTES = {
     "timeout": "Your notebook did not finish within the time limit; the checks that had not run count as failed.",
     "error": "Your notebook stopped before the end (the kernel exited, was killed or ran out of memory); "
@@ -103,69 +109,175 @@ def students(course: Path, lab: str) -> list[str]:
     return sorted(p.name for p in root.iterdir() if (p / lab).exists()) if root.is_dir() else []
 
 
-def grade_one(course: Path, lab: str, student: str, *, limits: sandbox.Limits = sandbox.Limits()) -> Graded:
-    """Sandboxed autograde, trusted replay, gradebook, feedback for one submission."""
-    course = Path(course).resolve()
+@dataclass
+class _Run:
+    """What a worker found for one submission (the writer turns it into scores and feedback)."""
+
+    student: str
+    verdicts: dict[str, trusted.Verdict]
+    flags: list[str]
+    notes: list[str]
+    rejected: bool
+    own: dict[str, float | None]
+    private: Path | None
+    digest: str
+    seconds: float
+
+
+def _digest(folder: Path) -> str:
+    """A fingerprint of a submission folder (names and bytes of its regular files)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
+        h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def template(course: Path, lab: str) -> Path:
+    """A gradebook that knows the lab and nothing else, made once per class run. Every submission
+    is autograded in a private copy of the course with a copy of it, so nbgrader's writes never
+    meet, and a submission never touches the real gradebook."""
+    root = Path(course) / "records" / lab / ".template"
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "solutions").mkdir(parents=True)
+    shutil.copy(Path(course) / "nbgrader_config.py", root)
+    shutil.copytree(Path(course) / "solutions" / lab, root / "solutions" / lab)
+    run = nbgrader("generate_assignment", lab, "--force", course=root)
+    if run.returncode != 0:
+        raise RuntimeError(f"nbgrader generate_assignment {lab} failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+    return root / "gradebook.db"
+
+
+def _events(notebook: Path, limits: sandbox.Limits) -> list[str]:
+    """What the instructor should know from the graded notebook's outputs: timeouts, memory, floods."""
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:  # noqa: BLE001 - missing or unreadable: the autograde status says why
+        return []
+    found = []
+    for i, cell in enumerate(nb.cells):
+        label = nbcells.nbmeta(cell).get("grade_id") or f"cell {i + 1}"
+        for out in cell.get("outputs", []):
+            name = out.get("ename", "") if out.get("output_type") == "error" else ""
+            value = str(out.get("evalue", ""))[:300]
+            if name in ("CellTimeoutError", "KeyboardInterrupt", "TimeoutError") or "timed out" in value:
+                found.append(f"{label}: stopped at the cell time limit ({limits.cell_timeout} s)")
+            elif name == "MemoryError" or "can't allocate memory" in value or "not enough memory" in value:
+                found.append(f"{label}: ran out of memory (limit {limits.memory >> 20} MiB)")
+            elif out.get("output_type") == "stream" and "output limit" in str(out.get("text", ""))[-400:].lower():
+                found.append(f"{label}: printed more than the output limit; the rest was dropped")
+    return list(dict.fromkeys(found))
+
+
+def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandbox.Limits) -> _Run:
+    """A worker: sandboxed autograde in a private copy of the course, then the trusted replay."""
     start = time.monotonic()
     source = nbformat.read(course / "solutions" / lab / f"{lab}.ipynb", as_version=4)
     points = {nbcells.nbmeta(c)["grade_id"]: float(nbcells.nbmeta(c).get("points", 0))
               for c in source.cells if nbcells.is_test(c)}
-    out_dir = course / "records" / lab / student  # the only folder the sandbox may write to
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    run = sandbox.autograde(course, lab, student, limits=limits, out_dir=out_dir)
-    flags, notes = [], []
-    if run.status == "rejected":
+    submitted = course / "submitted" / student / lab
+    work = course / "records" / lab / student  # out/ in it is the only folder the sandbox may write
+    if work.exists():
+        shutil.rmtree(work)
+    problem = sandbox.check_submission(submitted)
+    if problem:
         verdicts = {g: trusted.Verdict(g, p, False, "not graded: the submission was refused") for g, p in points.items()}
-        flags.append(f"submission refused: {run.reason}")
-        notes.append(f"Your submission could not be graded: {run.reason}")
-    else:
-        verdicts, problem = trusted.replay(source, out_dir / "records.bin")
-        if run.status != "ok":
-            flags.append(f"autograde {run.status}: {run.reason}")
-            notes.append(_NOTES.get(run.status, _NOTES["error"]))
-        if problem and run.status == "ok":
-            flags.append(f"record: {problem}")
-    submitted = course / "submitted" / student / lab / f"{lab}.ipynb"
-    if run.status != "rejected":
-        try:
-            flags += [f"code: {f}" for f in static.scan(nbformat.read(submitted, as_version=4), source, lab)]
-        except Exception as e:  # noqa: BLE001 - an unreadable notebook is a finding, not a crash
-            flags.append(f"code: the notebook could not be read ({type(e).__name__}: {e})")
-    notebook_scores = _record(course, lab, student, verdicts, flags)
-    for gid, own in notebook_scores.items():
-        if own is not None and own > verdicts[gid].score:
-            flags.append(f"{gid}: the notebook's own tests gave {own:g} points, the trusted check "
+        return _Run(student, verdicts, [f"submission refused: {problem}"],
+                    [f"Your submission could not be graded: {problem}"], True, {}, None, "", time.monotonic() - start)
+    digest = _digest(submitted)
+    private = work / "course"
+    (private / "solutions").mkdir(parents=True)
+    shutil.copy(course / "nbgrader_config.py", private)
+    shutil.copytree(course / "solutions" / lab, private / "solutions" / lab)
+    shutil.copy(template_db, private / "gradebook.db")
+    shutil.copytree(submitted, private / "submitted" / student / lab)
+    flags, notes = [], []
+    try:  # metadata the student edited would make nbgrader refuse the whole notebook
+        mine = private / "submitted" / student / lab / f"{lab}.ipynb"
+        fixed, changes = repair.repair(nbformat.read(mine, as_version=4),
+                                       nbformat.read(course / "labs" / lab / f"{lab}.ipynb", as_version=4))
+        if changes:
+            nbformat.write(fixed, mine)
+            flags += [f"notebook repaired: {c}" for c in changes]
+    except Exception as e:  # noqa: BLE001 - nbgrader will report what it makes of it
+        flags.append(f"notebook could not be repaired ({type(e).__name__}: {e})")
+    run = sandbox.autograde(private, lab, student, limits=limits, out_dir=work / "out")
+    verdicts, record_problem = trusted.replay(source, work / "out" / "records.bin")
+    if run.status != "ok":
+        flags.append(f"autograde {run.status}: {run.reason}")
+        notes.append(_NOTES.get(run.status, _NOTES["error"]))
+    elif record_problem:
+        flags.append(f"record: {record_problem}")
+    events = _events(private / "autograded" / student / lab / f"{lab}.ipynb", limits)
+    flags += events
+    notes += [f"Your notebook, {e}." for e in events]
+    try:
+        flags += [f"code: {f}" for f in static.scan(nbformat.read(submitted / f"{lab}.ipynb", as_version=4), source, lab)]
+    except Exception as e:  # noqa: BLE001 - an unreadable notebook is a finding, not a crash
+        flags.append(f"code: the notebook could not be read ({type(e).__name__}: {e})")
+    own: dict[str, float | None] = {}
+    try:
+        with Gradebook(_db(private), COURSE_ID) as gb:
+            for grade in gb.find_submission_notebook(lab, lab, student).grades:
+                if grade.cell_type == "code":
+                    own[grade.name] = grade.auto_score
+    except MissingEntry:
+        pass
+    return _Run(student, verdicts, flags, notes, False, own, private, digest, time.monotonic() - start)
+
+
+def _record(gb: Gradebook, lab: str, student: str, verdicts: dict[str, trusted.Verdict],
+            flags: list[str], own: dict[str, float | None]) -> None:
+    """Put the trusted scores into the gradebook. Adds to ``flags`` every test cell where the
+    notebook's own run (``own``) claimed more than the trusted check gives, and flags the
+    notebook for formgrader if there is any flag."""
+    gb.update_or_create_student(student)
+    try:
+        gb.find_submission(lab, student)
+    except MissingEntry:
+        gb.add_submission(lab, student)
+    nb = gb.find_submission_notebook(lab, lab, student)
+    for grade in nb.grades:
+        if grade.name in verdicts and grade.cell_type == "code":
+            grade.auto_score = verdicts[grade.name].score
+            grade.needs_manual_grade = False
+    for gid, score in own.items():  # the notebook claimed more than its code earns: look at it
+        if gid in verdicts and score is not None and score > verdicts[gid].score:
+            flags.append(f"{gid}: the notebook's own tests gave {score:g} points, the trusted check "
                          f"{verdicts[gid].score:g} ({verdicts[gid].message})")
-    if flags:
-        _record(course, lab, student, verdicts, flags)
-    feedback.write(course, lab, student, verdicts.values(), notes)
-    status = "failed" if run.status == "rejected" else "flagged" if flags else "graded"
-    return Graded(student, status, sum(v.score for v in verdicts.values()), sum(points.values()),
-                  {g: v.score for g, v in verdicts.items()}, notebook_scores,
-                  {g: v.message for g, v in verdicts.items() if not v.passed}, flags, time.monotonic() - start)
+    nb.flagged = bool(flags)
+    gb.db.commit()
 
 
-def _record(course: Path, lab: str, student: str, verdicts: dict[str, trusted.Verdict],
-            flags: list[str]) -> dict[str, float | None]:
-    """Put the trusted scores into the gradebook (flagging the notebook if needed); return the
-    scores the notebook's own run had recorded, per test cell (None where it recorded none)."""
+def _finish(course: Path, lab: str, gb: Gradebook, run: _Run) -> Graded:
+    """The single writer: gradebook, graded notebook for formgrader, feedback, result file."""
+    flags = list(run.flags)
+    _record(gb, lab, run.student, run.verdicts, flags, run.own)
+    if run.private is not None:
+        graded_nb = run.private / "autograded" / run.student / lab
+        target = course / "autograded" / run.student / lab
+        if target.exists():
+            shutil.rmtree(target)
+        if graded_nb.is_dir():
+            shutil.copytree(graded_nb, target)
+        shutil.rmtree(run.private)
+    feedback.write(course, lab, run.student, run.verdicts.values(), run.notes)
+    status = "failed" if run.rejected else "flagged" if flags else "graded"
+    result = Graded(run.student, status, sum(v.score for v in run.verdicts.values()),
+                    sum(v.points for v in run.verdicts.values()), {g: v.score for g, v in run.verdicts.items()},
+                    run.own, {g: v.message for g, v in run.verdicts.items() if not v.passed}, flags, run.seconds)
+    done = course / "reports" / lab / "results"
+    done.mkdir(parents=True, exist_ok=True)
+    (done / f"{run.student}.json").write_text(json.dumps({"digest": run.digest, **asdict(result)}))
+    return result
+
+
+def grade_one(course: Path, lab: str, student: str, *, limits: sandbox.Limits = sandbox.Limits()) -> Graded:
+    """Grade one submission now (after prepare()): sandbox, trusted replay, gradebook, feedback."""
+    course = Path(course).resolve()
+    run = _work(course, lab, student, template(course, lab), limits)
     with Gradebook(_db(course), COURSE_ID) as gb:
-        gb.update_or_create_student(student)
-        try:
-            gb.find_submission(lab, student)
-        except MissingEntry:
-            gb.add_submission(lab, student)
-        nb = gb.find_submission_notebook(lab, lab, student)
-        own: dict[str, float | None] = {}
-        for grade in nb.grades:
-            if grade.name in verdicts and grade.cell_type == "code":
-                own[grade.name] = grade.auto_score if grade.name not in own else own[grade.name]
-                grade.auto_score = verdicts[grade.name].score
-                grade.needs_manual_grade = False
-        nb.flagged = bool(flags)
-        gb.db.commit()
-    return own
+        return _finish(course, lab, gb, run)
 
 
 def export(course: Path, lab: str, results: list[Graded]) -> dict[str, Path]:
@@ -197,7 +309,12 @@ def summary(results: list[Graded]) -> str:
 
 
 def grade_class(course: Path, lab: str, *, uploads: Path | None = None, only: list[str] | None = None,
-                limits: sandbox.Limits = sandbox.Limits(), collect_first: bool = True) -> list[Graded]:
+                limits: sandbox.Limits = sandbox.Limits(), collect_first: bool = True,
+                workers: int | None = None, regrade: bool = False) -> list[Graded]:
+    """Grade every submission of ``lab`` in ``workers`` parallel sandboxes (default: one per core).
+
+    Resumable: a submission whose result is on file for the same submitted files is not graded
+    again (``regrade=True`` grades everything again). Only this process writes the gradebook."""
     course = Path(course).resolve()
     prepare(course, lab)
     if collect_first:
@@ -205,10 +322,34 @@ def grade_class(course: Path, lab: str, *, uploads: Path | None = None, only: li
         if problem:
             print(problem, file=sys.stderr)
     names = only or students(course, lab)
-    results = []
-    for student in tqdm(names, desc=f"grading {lab}", unit="submission"):
-        results.append(grade_one(course, lab, student, limits=limits))
-    return results
+    done_dir = course / "reports" / lab / "results"
+    results: dict[str, Graded] = {}
+    todo = []
+    for name in names:
+        saved = done_dir / f"{name}.json"
+        if not regrade and saved.is_file():
+            data = json.loads(saved.read_text())
+            submitted = course / "submitted" / name / lab
+            current = _digest(submitted) if sandbox.check_submission(submitted) is None else ""
+            if data.pop("digest") == current:
+                results[name] = Graded(**data)
+                continue
+        todo.append(name)
+    if todo:
+        template_db = template(course, lab)
+        workers = max(1, workers or os.cpu_count() or 1)
+        with Gradebook(_db(course), COURSE_ID) as gb, ThreadPoolExecutor(workers) as pool:
+            futures = {pool.submit(_work, course, lab, name, template_db, limits): name for name in todo}
+            with tqdm(total=len(names), initial=len(results), desc=f"grading {lab}", unit="submission") as bar:
+                for future in as_completed(futures):
+                    name = futures[future]
+                    try:
+                        results[name] = _finish(course, lab, gb, future.result())
+                    except Exception as e:  # noqa: BLE001 - the grader's own failure on one submission
+                        results[name] = Graded(name, "failed", 0.0, 0.0,
+                                               flags=[f"grading failed: {type(e).__name__}: {e}"])
+                    bar.update()
+    return [results[n] for n in names]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,12 +361,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--student", action="append", help="grade only this student (repeatable)")
     ap.add_argument("--cell-timeout", type=int, default=sandbox.Limits.cell_timeout)
     ap.add_argument("--timeout", type=int, default=sandbox.Limits.submission_timeout, help="seconds per submission")
+    ap.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: one per core)")
+    ap.add_argument("--regrade", action="store_true", help="grade again what was already graded")
     args = ap.parse_args(argv)
     if not (args.course / "solutions" / args.lab / f"{args.lab}.ipynb").is_file():
         ap.error(f"no lab {args.lab!r} in {args.course}/solutions (run from the course directory or pass --course)")
     limits = sandbox.Limits(cell_timeout=args.cell_timeout, submission_timeout=args.timeout)
     results = grade_class(args.course, args.lab, uploads=args.uploads, only=args.student, limits=limits,
-                          collect_first=not args.no_collect)
+                          collect_first=not args.no_collect, workers=args.workers, regrade=args.regrade)
     paths = export(args.course, args.lab, results)
     print(summary(results))
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,11 @@ import torch
 from courselib import checking
 
 from . import nbcells
+
+
+# One replay at a time per process: replays set torch's global random state, grad mode and
+# sys.stdout, and courselib.checking's replay stack is per process.
+_LOCK = threading.Lock()
 
 
 @dataclass
@@ -46,6 +52,11 @@ def replay(source: nbformat.NotebookNode, record: Path) -> tuple[dict[str, Verdi
     Returns the verdict of every autograded test cell, in notebook order, and the problem found
     while reading the record ("" if none)."""
     log = checking.read_log(record)
+    with _LOCK:
+        return _replay(source, log), log.problem
+
+
+def _replay(source: nbformat.NotebookNode, log: checking.Log) -> dict[str, Verdict]:
     namespace: dict = {"__name__": "__main__"}
     verdicts: dict[str, Verdict] = {}
     threads = torch.get_num_threads()
@@ -72,4 +83,4 @@ def replay(source: nbformat.NotebookNode, record: Path) -> tuple[dict[str, Verdi
                     torch.set_grad_enabled(True)
     finally:
         torch.set_num_threads(threads)
-    return verdicts, log.problem
+    return verdicts

@@ -1,0 +1,93 @@
+"""The grader's pieces that need no sandbox: static reading, notebook repair, feedback pages."""
+import copy
+import importlib.util
+
+import nbformat
+import pytest
+
+import labtools
+from grading import feedback, repair, static
+from grading.trusted import Verdict
+from labtools import LABS
+
+
+def with_answer(nb, gid, code):
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if labtools.nbmeta(cell).get("grade_id") == gid:
+            cell.source = code
+    return nb
+
+
+FORBIDDEN_MISTAKES = {
+    "lab1-init": {"calls_torch_builtin", "calls_torch_builtin_gain", "xu_calls_torch_builtin", "xn_calls_torch_builtin",
+                  "ku_calls_torch_builtin", "kn_truncated_normal", "kn_calls_torch_builtin"},
+    "lab2-adamw": {"adam_calls_torch_adam", "adamw_calls_torch_adamw", "class_subclasses_torch_adamw"},
+    "lab3-conv": {"conv_calls_F_conv2d", "conv_forbidden_call_in_try", "conv_imported_conv2d_alias", "conv_uses_F_unfold",
+                  "naive_calls_F_conv2d", "pool_calls_F_max_pool2d"},
+}
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_reference_and_honest_mistakes_read_clean(lab):
+    source = labtools.read(labtools.source_path(lab))
+    assert static.scan(source, source, lab) == []
+    spec = importlib.util.spec_from_file_location("m", labtools.ROOT / "tests" / "lab_mistakes" / f"{lab.replace('-', '_')}.py")
+    mistakes = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mistakes)
+    flagged = {name for name, (gid, code, _) in mistakes.MISTAKES.items()
+               if static.scan(with_answer(source, gid, code), source, lab)}
+    # exactly the mistakes that use the built-in routine the lab forbids are flagged
+    assert flagged == FORBIDDEN_MISTAKES[lab]
+
+
+@pytest.mark.parametrize("code, kind, word", [
+    ("get_ipython().input_transformers_cleanup.append(lambda l: ['pass\\n'])", "tampering", "rewrites"),
+    ("import builtins\nbuiltins.abs = lambda x: 0", "tampering", "builtins"),
+    ("import sys\nsys.modules['torch'].allclose = lambda *a, **k: True", "tampering", "sys.modules"),
+    ("class T:\n    def __eq__(self, o):\n        return True", "tampering", "__eq__"),
+    ("import os\nos.kill(os.getppid(), 9)", "tampering", "signals"),
+    ("from torch.nn.functional import conv2d as c", "forbidden", "torch.nn.functional.conv2d"),
+    ("def conv2d(x, w):\n    return F.conv2d(x, w)", "forbidden", "F.conv2d"),
+    ("def f(:", "syntax", "does not parse"),
+])
+def test_tampering_and_forbidden_calls_are_found(code, kind, word):
+    source = labtools.read(labtools.source_path("lab3-conv"))
+    found = static.scan(with_answer(source, "conv2d", code), source, "lab3-conv")
+    assert any(f.kind == kind and word in f.detail for f in found), found
+
+
+def test_tensor_unfold_is_allowed_in_lab3():
+    source = labtools.read(labtools.source_path("lab3-conv"))
+    code = "def conv2d(x, w):\n    return x.unfold(2, 3, 1).unfold(3, 3, 1)"
+    assert static.scan(with_answer(source, "conv2d", code), source, "lab3-conv") == []
+
+
+def test_repair_restores_metadata_and_deleted_cells_and_keeps_answers_and_added_cells():
+    release = labtools.read(labtools.student_path("lab1-init"))
+    nb = copy.deepcopy(release)
+    tests = [c for c in nb.cells if labtools.is_test(c)]
+    answer = next(c for c in nb.cells if labtools.is_answer(c))
+    answer.source = "def compute_fans(w):\n    return 1, 2"
+    answer.metadata.nbgrader["grade_id"] = "renamed"
+    tests[0].metadata.nbgrader["points"] = 100
+    tests[1].metadata.pop("nbgrader")
+    nb.cells.remove(tests[2])
+    helper = nbformat.v4.new_code_cell("def helper():\n    return 3")
+    helper.metadata["nbgrader"] = {"grade": True, "grade_id": "mine", "points": 50, "solution": False, "locked": True}
+    nb.cells.insert(3, helper)
+    fixed, notes = repair.repair(nb, release)
+    assert len(notes) == 5, notes
+    ids = [labtools.nbmeta(c).get("grade_id") for c in fixed.cells]
+    assert [i for i in ids if i] == [labtools.nbmeta(c).get("grade_id") for c in release.cells if labtools.nbmeta(c).get("grade_id")]
+    assert labtools.tests(fixed) == labtools.tests(release)
+    assert labtools.answers(fixed)["compute_fans"] == "def compute_fans(w):\n    return 1, 2"
+    assert any(c.source.startswith("def helper") and not labtools.nbmeta(c) for c in fixed.cells)
+    assert repair.repair(release, release)[1] == []
+
+
+def test_feedback_escapes_and_totals():
+    verdicts = [Verdict("test_a", 2, True, ""), Verdict("test_b", 1, False, "<script>alert(1)</script> got 3")]
+    page = feedback.render("lab9", "stu<dent>", verdicts, ["Your notebook <b>stopped</b>."])
+    assert "<script>" not in page and "&lt;script&gt;" in page and "stu&lt;dent&gt;" in page
+    assert "2 / 3" in page and page.count('class="fail"') == 1
