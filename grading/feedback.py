@@ -60,7 +60,9 @@ def write(course: Path, lab: str, student: str, verdicts: Iterable[Verdict], not
     path = Path(course) / "feedback" / student / lab / f"{lab}.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render(lab, student, verdicts, notes), encoding="utf-8")
-    stamp = Path(course) / "submitted" / student / lab / "timestamp.txt"
-    if stamp.is_file() and not stamp.is_symlink():
-        (path.parent / "timestamp.txt").write_text(stamp.read_text(errors="replace")[:100])
+    # nbgrader's release_feedback files the page in the exchange by these two
+    for name in ("timestamp.txt", "submission_secret.txt"):
+        source = Path(course) / "submitted" / student / lab / name
+        if source.is_file() and not source.is_symlink():
+            (path.parent / name).write_text(source.read_text(errors="replace")[:200])
     return path

@@ -1,6 +1,8 @@
 """The real nbgrader command line, end to end, in a scratch course directory:
 generate -> release -> fetch -> submit (filesystem exchange) -> collect, plus zip_collect
-for students who upload files (e.g. from Colab) -> autograde -> generate_feedback -> export.
+for students who upload files (e.g. from Colab) -> the course's grading command
+(`python -m grading <lab>`: sandboxed autograde, trusted scores, feedback, export) ->
+release_feedback -> fetch_feedback.
 
 Three students per lab: the reference solution (full marks), the blank student version
 (0, and grading does not crash), and one typical mistake in every answer cell (exactly the
@@ -84,10 +86,25 @@ class PipelineChecks:
         for sid in ("blank", "mistakes"):
             assert (course / "submitted" / sid / lab / f"{lab}.ipynb").exists()
 
-        nbg("autograde", lab, "--force", cwd=course, exchange=exchange)
-        nbg("generate_feedback", lab, "--force", cwd=course, exchange=exchange)
+        # the course's grading command (sandboxed autograde, trusted scores, feedback, export),
+        # collecting again from the exchange: nothing is graded twice
+        with open(course / "nbgrader_config.py", "a") as fh:
+            fh.write(f"\nc.Exchange.root = {str(exchange)!r}\n")
+        run = subprocess.run([sys.executable, "-m", "grading", lab, "--cell-timeout=120"], cwd=course,
+                             env={**os.environ, "PYTHONPATH": str(labtools.ROOT)}, capture_output=True, text=True,
+                             timeout=1200)
+        assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+        assert "3 submissions: 3 graded, 0 flagged, 0 failed" in run.stdout, run.stdout
+        hidden = [line.strip() for c in src_nb.cells if labtools.is_test(c)
+                  for line in c.source.split("### BEGIN HIDDEN TESTS")[-1].splitlines()
+                  if line.strip().startswith(("check", "assert", "for ", "expect"))]
         for sid in (hub_student, "blank", "mistakes"):
-            assert (course / "feedback" / sid / lab / f"{lab}.html").exists()
+            page = (course / "feedback" / sid / lab / f"{lab}.html").read_text()
+            assert not [line for line in hidden if line in page]
+        # release_feedback serves students of the exchange (uploaded files have no submission secret)
+        nbg("release_feedback", lab, f"--student={hub_student}", cwd=course, exchange=exchange)
+        nbg("fetch_feedback", lab, "--course=dl-course", cwd=home, exchange=exchange)
+        assert list((home / lab / "feedback").glob("*/*.html"))
 
         expected = {hub_student: max_score, "blank": 0.0, "mistakes": float(cat.COMBINED_EXPECTED_SCORE)}
         with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
@@ -96,8 +113,7 @@ class PipelineChecks:
                 assert sub.code_score == pytest.approx(want), f"{sid}: {sub.code_score} != {want}"
                 assert sub.max_code_score == pytest.approx(max_score)
 
-        nbg("export", f"--to={tmp_path / 'grades.csv'}", cwd=course, exchange=exchange)
-        with open(tmp_path / "grades.csv", newline="") as fh:
+        with open(course / "reports" / lab / "grades.csv", newline="") as fh:
             rows = {r["student_id"]: r for r in csv.DictReader(fh) if r["assignment"] == lab}
         assert set(rows) == set(expected)
         for sid, want in expected.items():
