@@ -280,8 +280,39 @@ def grade_one(course: Path, lab: str, student: str, *, limits: sandbox.Limits = 
         return _finish(course, lab, gb, run)
 
 
+def check_table(results: list[Graded]) -> str:
+    """How many graded students passed each check (a markdown table, in notebook order)."""
+    graded = [r for r in results if r.status != "failed"]
+    checks = list(dict.fromkeys(g for r in graded for g in r.checks))
+    lines = ["| check | passed | of | % |", "|---|---:|---:|---:|"]
+    for g in checks:
+        passed = sum(r.checks.get(g, 0) > 0 for r in graded)
+        lines.append(f"| {g} | {passed} | {len(graded)} | {100 * passed / max(len(graded), 1):.0f} |")
+    return "\n".join(lines)
+
+
+def score_histogram(results: list[Graded], path: Path, lab: str) -> Path:
+    """A histogram of the autograded scores (matplotlib, written to ``path``)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = [r.score for r in results if r.status != "failed"]
+    top = max([r.max_score for r in results] + [1.0])
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.hist(scores, bins=[b - 0.5 for b in range(int(top) + 2)], color="#4c72b0", edgecolor="white")
+    ax.set_xlabel(f"autograded score (of {top:g})")
+    ax.set_ylabel("students")
+    ax.set_title(f"{lab}: {len(scores)} graded submissions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def export(course: Path, lab: str, results: list[Graded]) -> dict[str, Path]:
-    """nbgrader's grades CSV (every lab), plus this lab's report: JSON and a CSV of the checks."""
+    """nbgrader's grades CSV (every lab); this lab's report: JSON, a CSV of every check of every
+    student, a table of how many passed each check, and a histogram of the scores."""
     reports = Path(course) / "reports" / lab
     reports.mkdir(parents=True, exist_ok=True)
     run = nbgrader("export", f"--to={reports / 'grades.csv'}", course=course)
@@ -289,13 +320,15 @@ def export(course: Path, lab: str, results: list[Graded]) -> dict[str, Path]:
         raise RuntimeError(f"nbgrader export failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
     (reports / "report.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     with open(reports / "checks.csv", "w", newline="") as fh:
-        checks = sorted({g for r in results for g in r.checks})
+        checks = list(dict.fromkeys(g for r in results for g in r.checks))
         writer = csv.writer(fh)
         writer.writerow(["student", "status", "score", "max_score", *checks, "flags"])
         for r in results:
             writer.writerow([r.student, r.status, r.score, r.max_score, *(r.checks.get(g, "") for g in checks),
                              " | ".join(r.flags)])
-    return {"grades": reports / "grades.csv", "report": reports / "report.json", "checks": reports / "checks.csv"}
+    (reports / "checks.md").write_text(check_table(results) + "\n")
+    return {"grades": reports / "grades.csv", "report": reports / "report.json", "checks": reports / "checks.csv",
+            "check table": reports / "checks.md", "histogram": score_histogram(results, reports / "scores.png", lab)}
 
 
 def summary(results: list[Graded]) -> str:
@@ -338,17 +371,26 @@ def grade_class(course: Path, lab: str, *, uploads: Path | None = None, only: li
     if todo:
         template_db = template(course, lab)
         workers = max(1, workers or os.cpu_count() or 1)
-        with Gradebook(_db(course), COURSE_ID) as gb, ThreadPoolExecutor(workers) as pool:
-            futures = {pool.submit(_work, course, lab, name, template_db, limits): name for name in todo}
-            with tqdm(total=len(names), initial=len(results), desc=f"grading {lab}", unit="submission") as bar:
-                for future in as_completed(futures):
-                    name = futures[future]
-                    try:
-                        results[name] = _finish(course, lab, gb, future.result())
-                    except Exception as e:  # noqa: BLE001 - the grader's own failure on one submission
-                        results[name] = Graded(name, "failed", 0.0, 0.0,
-                                               flags=[f"grading failed: {type(e).__name__}: {e}"])
-                    bar.update()
+        pool = ThreadPoolExecutor(workers)
+        try:
+            with Gradebook(_db(course), COURSE_ID) as gb:
+                futures = {pool.submit(_work, course, lab, name, template_db, limits): name for name in todo}
+                with tqdm(total=len(names), initial=len(results), desc=f"grading {lab}", unit="submission") as bar:
+                    for future in as_completed(futures):
+                        name = futures[future]
+                        try:
+                            results[name] = _finish(course, lab, gb, future.result())
+                        except Exception as e:  # noqa: BLE001 - the grader's own failure on one submission
+                            results[name] = Graded(name, "failed", 0.0, 0.0,
+                                                   flags=[f"grading failed: {type(e).__name__}: {e}"])
+                        bar.update()
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            sandbox.stop_all()
+            print(f"\ninterrupted: {len(results)} of {len(names)} submissions graded and recorded; "
+                  "run the same command again to grade the rest", file=sys.stderr)
+            raise
+        pool.shutdown()
     return [results[n] for n in names]
 
 
@@ -367,10 +409,14 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.course / "solutions" / args.lab / f"{args.lab}.ipynb").is_file():
         ap.error(f"no lab {args.lab!r} in {args.course}/solutions (run from the course directory or pass --course)")
     limits = sandbox.Limits(cell_timeout=args.cell_timeout, submission_timeout=args.timeout)
-    results = grade_class(args.course, args.lab, uploads=args.uploads, only=args.student, limits=limits,
-                          collect_first=not args.no_collect, workers=args.workers, regrade=args.regrade)
+    try:
+        results = grade_class(args.course, args.lab, uploads=args.uploads, only=args.student, limits=limits,
+                              collect_first=not args.no_collect, workers=args.workers, regrade=args.regrade)
+    except KeyboardInterrupt:
+        return 130
     paths = export(args.course, args.lab, results)
     print(summary(results))
+    print(check_table(results))
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))
     print(f"feedback: {args.course / 'feedback'}/<student>/{args.lab}/  (send with: nbgrader release_feedback {args.lab})")
     return 0

@@ -24,6 +24,7 @@ writable scratch copy of its own submission folder without notebooks (its cwd), 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import json
 import os
 import shutil
@@ -49,7 +50,7 @@ from traitlets import Integer
 from . import sandbox_kernel
 from .sandbox_kernel import SANDBOX_UID, SandboxError
 
-__all__ = ["Limits", "AutogradeResult", "CappedExecute", "SandboxError", "check_submission", "autograde",
+__all__ = ["Limits", "AutogradeResult", "CappedExecute", "SandboxError", "check_submission", "autograde", "stop_all",
            "KERNEL_NAME", "MAX_SUBMISSION_BYTES", "MAX_SUBMISSION_FILES"]
 
 KERNEL_NAME = "course-sandbox"
@@ -261,6 +262,31 @@ def _reason_from_log(log: str, returncode: int) -> str:
     return f"nbgrader autograde failed (exit status {returncode}): " + " | ".join(tail)
 
 
+_RUNNING: set[subprocess.Popen] = set()
+
+
+try:  # looked up here, not in the child: between fork and exec only the call itself is safe
+    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):
+    _PRCTL = None
+
+
+def _die_with_parent() -> None:
+    """In the nbgrader child: be killed if the grader dies (even by SIGKILL), so an interrupted
+    class run leaves nothing running behind it (bwrap's --die-with-parent takes the kernel along)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def stop_all() -> None:
+    """Kill every autograde still running in this process (e.g. on Ctrl-C)."""
+    for proc in list(_RUNNING):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _reap(run_dir: Path) -> None:
     """Kill any sandbox (bwrap) the run left behind; bwrap's --die-with-parent normally did it."""
     pids = run_dir / "pids"
@@ -338,13 +364,16 @@ def autograde(course: Path, lab: str, student: str, *, limits: Limits = Limits()
         log_path = run_dir / "nbgrader.log"
         with open(log_path, "wb") as log_fh:
             proc = subprocess.Popen(cmd, cwd=course, env=env, stdin=subprocess.DEVNULL, stdout=log_fh,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+            _RUNNING.add(proc)
             try:
                 returncode: int | None = proc.wait(timeout=limits.submission_timeout)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 returncode = None
+            finally:
+                _RUNNING.discard(proc)
         _reap(run_dir)
         log = log_path.read_text(errors="replace")
         shutil.copy(log_path, out_dir / "autograde.log")
