@@ -3,4 +3,5 @@ import sys
 
 from .grade import main
 
-sys.exit(main())
+if __name__ == "__main__":  # grading/nbgrader_run.py's forkserver imports this module again
+    sys.exit(main())

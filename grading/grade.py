@@ -169,8 +169,11 @@ def _events(notebook: Path, limits: sandbox.Limits) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandbox.Limits) -> _Run:
-    """A worker: sandboxed autograde in a private copy of the course, then the trusted replay."""
+def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandbox.Limits,
+          run_experiments: bool = False) -> _Run:
+    """A worker: sandboxed autograde in a private copy of the course, then the trusted replay.
+    Cells tagged ``experiment`` (plots, timings, training runs; never graded) are left out
+    unless ``run_experiments``: the student's own outputs of them stay in submitted/."""
     start = time.monotonic()
     source = nbformat.read(course / "solutions" / lab / f"{lab}.ipynb", as_version=4)
     points = {nbcells.nbmeta(c)["grade_id"]: float(nbcells.nbmeta(c).get("points", 0))
@@ -196,9 +199,10 @@ def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandb
         mine = private / "submitted" / student / lab / f"{lab}.ipynb"
         fixed, changes = repair.repair(nbformat.read(mine, as_version=4),
                                        nbformat.read(course / "labs" / lab / f"{lab}.ipynb", as_version=4))
-        if changes:
-            nbformat.write(fixed, mine)
-            flags += [f"notebook repaired: {c}" for c in changes]
+        flags += [f"notebook repaired: {c}" for c in changes]
+        if not run_experiments:  # ungraded, and every lab puts them after its last test cell
+            fixed.cells = [c for c in fixed.cells if not nbcells.is_experiment(c)]
+        nbformat.write(fixed, mine)
     except Exception as e:  # noqa: BLE001 - nbgrader will report what it makes of it
         flags.append(f"notebook could not be repaired ({type(e).__name__}: {e})")
     run = sandbox.autograde(private, lab, student, limits=limits, out_dir=work / "out")
@@ -272,10 +276,11 @@ def _finish(course: Path, lab: str, gb: Gradebook, run: _Run) -> Graded:
     return result
 
 
-def grade_one(course: Path, lab: str, student: str, *, limits: sandbox.Limits = sandbox.Limits()) -> Graded:
+def grade_one(course: Path, lab: str, student: str, *, limits: sandbox.Limits = sandbox.Limits(),
+              run_experiments: bool = False) -> Graded:
     """Grade one submission now (after prepare()): sandbox, trusted replay, gradebook, feedback."""
     course = Path(course).resolve()
-    run = _work(course, lab, student, template(course, lab), limits)
+    run = _work(course, lab, student, template(course, lab), limits, run_experiments)
     with Gradebook(_db(course), COURSE_ID) as gb:
         return _finish(course, lab, gb, run)
 
@@ -343,7 +348,7 @@ def summary(results: list[Graded]) -> str:
 
 def grade_class(course: Path, lab: str, *, uploads: Path | None = None, only: list[str] | None = None,
                 limits: sandbox.Limits = sandbox.Limits(), collect_first: bool = True,
-                workers: int | None = None, regrade: bool = False) -> list[Graded]:
+                workers: int | None = None, regrade: bool = False, run_experiments: bool = False) -> list[Graded]:
     """Grade every submission of ``lab`` in ``workers`` parallel sandboxes (default: one per core).
 
     Resumable: a submission whose result is on file for the same submitted files is not graded
@@ -374,7 +379,7 @@ def grade_class(course: Path, lab: str, *, uploads: Path | None = None, only: li
         pool = ThreadPoolExecutor(workers)
         try:
             with Gradebook(_db(course), COURSE_ID) as gb:
-                futures = {pool.submit(_work, course, lab, name, template_db, limits): name for name in todo}
+                futures = {pool.submit(_work, course, lab, name, template_db, limits, run_experiments): name for name in todo}
                 with tqdm(total=len(names), initial=len(results), desc=f"grading {lab}", unit="submission") as bar:
                     for future in as_completed(futures):
                         name = futures[future]
@@ -405,13 +410,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=int, default=sandbox.Limits.submission_timeout, help="seconds per submission")
     ap.add_argument("--workers", type=int, default=None, help="parallel sandboxes (default: one per core)")
     ap.add_argument("--regrade", action="store_true", help="grade again what was already graded")
+    ap.add_argument("--run-experiments", action="store_true",
+                    help="also run the ungraded experiment cells (plots, timings, training)")
     args = ap.parse_args(argv)
     if not (args.course / "solutions" / args.lab / f"{args.lab}.ipynb").is_file():
         ap.error(f"no lab {args.lab!r} in {args.course}/solutions (run from the course directory or pass --course)")
     limits = sandbox.Limits(cell_timeout=args.cell_timeout, submission_timeout=args.timeout)
     try:
         results = grade_class(args.course, args.lab, uploads=args.uploads, only=args.student, limits=limits,
-                              collect_first=not args.no_collect, workers=args.workers, regrade=args.regrade)
+                              collect_first=not args.no_collect, workers=args.workers, regrade=args.regrade,
+                              run_experiments=args.run_experiments)
     except KeyboardInterrupt:
         return 130
     paths = export(args.course, args.lab, results)

@@ -1,7 +1,8 @@
 """Autograde one submission with nbgrader, every kernel started in a bubblewrap sandbox.
 
-``autograde()`` runs ``nbgrader autograde <lab> --student <id> --force`` in a subprocess (own
-process group, killed after ``Limits.submission_timeout``) configured so that
+``autograde()`` runs ``nbgrader autograde <lab> --student <id> --force`` in a child process
+(forked from a server that imported nbgrader once, :mod:`grading.nbgrader_run`; own process
+group, killed after ``Limits.submission_timeout``) configured so that
 
 * kernels use the ``course-sandbox`` kernelspec of a private, per-run ``JUPYTER_PATH``
   (:mod:`grading.sandbox_kernel`: bwrap, uid 65534, no network, rlimits), talking to nbgrader
@@ -15,7 +16,7 @@ A kernel that dies (``os._exit``, killed, out of memory) makes nbclient raise
 ``DeadKernelError``; nbgrader catches it per submission, logs "There was an error processing
 assignment", deletes ``autograded/<student>/<lab>`` and exits with status 1, leaving the
 gradebook's submission with no auto scores. ``autograde()`` reports that as status ``"error"``
-with a readable reason; nothing else in the class is affected (one subprocess per student).
+with a readable reason; nothing else in the class is affected (one process per student).
 
 Inside the sandbox the kernel sees only the Python installation, the venv, courselib, a
 writable scratch copy of its own submission folder without notebooks (its cwd), ``/tmp``, and
@@ -24,7 +25,8 @@ writable scratch copy of its own submission folder without notebooks (its cwd), 
 from __future__ import annotations
 
 import asyncio
-import ctypes
+import contextlib
+import functools
 import json
 import os
 import shutil
@@ -47,7 +49,7 @@ from nbgrader.converters.autograde import Autograde
 from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
-from . import sandbox_kernel
+from . import nbgrader_run, sandbox_kernel
 from .sandbox_kernel import SANDBOX_UID, SandboxError
 
 __all__ = ["Limits", "AutogradeResult", "CappedExecute", "SandboxError", "check_submission", "autograde", "stop_all",
@@ -59,7 +61,7 @@ MAX_SUBMISSION_BYTES = 100 << 20
 MAX_SUBMISSION_FILES = 1000
 # Kernel messages queued in the grader before ZMQ drops them (each at most MAXMSGSIZE =
 # output_bytes_per_cell + 256 KiB: ~160 MiB worst case with the default limits).
-RECEIVE_HWM = 128
+RECEIVE_HWM = 16
 
 
 @dataclass(frozen=True)
@@ -262,20 +264,14 @@ def _reason_from_log(log: str, returncode: int) -> str:
     return f"nbgrader autograde failed (exit status {returncode}): " + " | ".join(tail)
 
 
+@functools.lru_cache(maxsize=1)
+def alembic_version() -> str:
+    """The gradebook schema version nbgrader expects (it asks ``alembic`` each time otherwise)."""
+    import nbgrader.api
+    return nbgrader.api.get_alembic_version()
+
+
 _RUNNING: set[subprocess.Popen] = set()
-
-
-try:  # looked up here, not in the child: between fork and exec only the call itself is safe
-    _PRCTL = ctypes.CDLL(None, use_errno=True).prctl
-except (OSError, AttributeError):
-    _PRCTL = None
-
-
-def _die_with_parent() -> None:
-    """In the nbgrader child: be killed if the grader dies (even by SIGKILL), so an interrupted
-    class run leaves nothing running behind it (bwrap's --die-with-parent takes the kernel along)."""
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def stop_all() -> None:
@@ -305,7 +301,7 @@ def _reap(run_dir: Path) -> None:
 def autograde(course: Path, lab: str, student: str, *, limits: Limits = Limits(),
               out_dir: Path) -> AutogradeResult:
     """Run `nbgrader autograde <lab> --student <student> --force` for one submission in a
-    subprocess (own process group, killed after limits.submission_timeout), with every kernel
+    child process (own process group, killed after limits.submission_timeout), with every kernel
     started in the bubblewrap sandbox. Never raises for a misbehaving submission (only
     :class:`SandboxError` when the machine cannot sandbox at all, e.g. bwrap is missing)."""
     start = time.monotonic()
@@ -353,27 +349,26 @@ def autograde(course: Path, lab: str, student: str, *, limits: Limits = Limits()
             # nbgrader runs `alembic` from PATH
             "PATH": os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")])),
         })
-        cmd = [str(Path(sys.executable).with_name("nbgrader")), "autograde", lab, "--student", student, "--force",
-               "--log-level=INFO",
-               f"--Execute.timeout={limits.cell_timeout}", "--Execute.interrupt_on_timeout=True",
-               "--Execute.raise_on_iopub_timeout=False", f"--Execute.kernel_name={KERNEL_NAME}",
-               "--KernelManager.transport=ipc", f"--KernelManager.ip={kernel_dir}/ipc",
-               f"--CappedExecute.output_bytes_per_cell={limits.output_bytes_per_cell}",
-               f"--CappedExecute.output_bytes_total={limits.output_bytes_total}"]
-        cmd += [f"--Autograde.autograde_preprocessors={name}" for name in _preprocessor_names()]
+        env.setdefault("COURSE_ALEMBIC_VERSION", alembic_version())
+        args = ["autograde", lab, "--student", student, "--force", "--log-level=INFO",
+                f"--Execute.timeout={limits.cell_timeout}", "--Execute.interrupt_on_timeout=True",
+                "--Execute.raise_on_iopub_timeout=False", f"--Execute.kernel_name={KERNEL_NAME}",
+                "--KernelManager.transport=ipc", f"--KernelManager.ip={kernel_dir}/ipc",
+                f"--CappedExecute.output_bytes_per_cell={limits.output_bytes_per_cell}",
+                f"--CappedExecute.output_bytes_total={limits.output_bytes_total}"]
+        args += [f"--Autograde.autograde_preprocessors={name}" for name in _preprocessor_names()]
         log_path = run_dir / "nbgrader.log"
-        with open(log_path, "wb") as log_fh:
-            proc = subprocess.Popen(cmd, cwd=course, env=env, stdin=subprocess.DEVNULL, stdout=log_fh,
-                                    stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
-            _RUNNING.add(proc)
-            try:
-                returncode: int | None = proc.wait(timeout=limits.submission_timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                returncode = None
-            finally:
-                _RUNNING.discard(proc)
+        proc = nbgrader_run.start(args, str(course), env, str(log_path))
+        _RUNNING.add(proc)
+        try:
+            proc.join(timeout=limits.submission_timeout)
+            returncode: int | None = proc.exitcode
+            if returncode is None:  # still running: the submission's time is up
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.join()
+        finally:
+            _RUNNING.discard(proc)
         _reap(run_dir)
         log = log_path.read_text(errors="replace")
         shutil.copy(log_path, out_dir / "autograde.log")

@@ -1,0 +1,147 @@
+"""Grading a class: cost per submission against the floor, and throughput, serial vs parallel.
+
+    python benchmarks/bench_grading.py [--lab lab3-conv] [--students 200] [--serial 20]
+
+1. The floor: the instructor's solution notebook executed alone, top to bottom, in a fresh
+   plain python3 kernel (nbclient), kernel start-up included: what any grading must spend.
+2. The cost of grading one correct submission with the course's command (private course copy,
+   sandboxed nbgrader autograde, trusted replay, gradebook, feedback), as a ratio to the floor.
+   Goal: at most 1.3.
+3. A generated class (correct, one typical mistake, blank, and cheap attacks: patched
+   comparisons, an input transformer, a kernel that exits) graded with one worker (the first
+   ``--serial`` students) and with one worker per core (all of them). Goal: 200 submissions
+   in under 10 minutes on the 2-core machine.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+for extra in (ROOT, ROOT / "tools", ROOT / "tests"):
+    sys.path.insert(0, str(extra))
+
+import labtools  # noqa: E402
+from generate_labs import make_course  # noqa: E402
+from grading import grade, sandbox  # noqa: E402
+
+GOAL_RATIO = 1.3
+GOAL_CLASS_S = 600.0
+
+
+def floor_seconds(lab: str) -> float:
+    """The solution notebook in a fresh kernel, start-up included (wall clock)."""
+    nb = labtools.read(labtools.source_path(lab))
+    nb.cells = [c for c in nb.cells if not c.source.lstrip().startswith(("%", "!"))]
+    start = time.perf_counter()
+    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    return time.perf_counter() - start
+
+
+def generated_class(lab: str, n: int, seed: int = 0) -> dict[str, dict]:
+    """n students: 50% correct, 25% one typical mistake, 15% blank, 10% cheap attacks."""
+    from test_labs import catalogue
+
+    ref = labtools.answers(labtools.read(labtools.source_path(lab)))
+    first, last = next(iter(ref)), list(ref)[-1]
+    mistakes = catalogue(lab).MISTAKES
+    attacks = [
+        {**ref, first: "import torch\ntorch.allclose = lambda *a, **k: True\n" + ref[first]},
+        {**ref, first: ref[first] + "\nget_ipython().input_transformers_cleanup.append(lambda l: ['pass\\n'])\n"},
+        {**ref, last: "import os\nos._exit(0)\n" + ref[last]},
+    ]
+    rng = random.Random(seed)
+    out = {}
+    for i in range(n):
+        roll = rng.random()
+        if roll < 0.5:
+            answers = ref
+        elif roll < 0.75:
+            gid, source, _ = mistakes[rng.choice(sorted(mistakes))]
+            answers = {**ref, gid: source}
+        elif roll < 0.9:
+            answers = {}
+        else:
+            answers = rng.choice(attacks)
+        out[f"s{i:03d}"] = answers
+    return out
+
+
+def write_class(course: Path, lab: str, students: dict[str, dict]) -> None:
+    uploads = course.parent / "uploads"
+    shutil.rmtree(uploads, ignore_errors=True)
+    uploads.mkdir()
+    for sid, answers in students.items():
+        nb = labtools.read(labtools.student_path(lab))
+        for cell in nb.cells:
+            if labtools.is_answer(cell) and labtools.nbmeta(cell)["grade_id"] in answers:
+                cell.source = answers[labtools.nbmeta(cell)["grade_id"]]
+        nbformat.write(nb, uploads / f"{sid}_{lab}.ipynb")
+    grade.prepare(course, lab)
+    problem = grade.collect(course, lab, uploads)
+    assert not problem, problem
+
+
+def timed_class(tmp: Path, lab: str, students: dict[str, dict], workers: int) -> float:
+    course = make_course(tmp / f"w{workers}", (lab,))
+    write_class(course, lab, students)
+    start = time.perf_counter()
+    results = grade.grade_class(course, lab, collect_first=False, workers=workers)
+    seconds = time.perf_counter() - start
+    assert len(results) == len(students)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--lab", default="lab3-conv")
+    ap.add_argument("--students", type=int, default=200)
+    ap.add_argument("--serial", type=int, default=20, help="students graded with one worker")
+    args = ap.parse_args(argv if argv is not None else [])
+    workers = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        floors = [floor_seconds(args.lab) for _ in range(3)]
+        floor = statistics.median(floors)
+        course = make_course(tmp / "one", (args.lab,))
+        write_class(course, args.lab, {"solo": labtools.answers(labtools.read(labtools.source_path(args.lab)))})
+        template_db = grade.template(course, args.lab)
+        singles = []
+        for _ in range(3):
+            start = time.perf_counter()
+            run = grade._work(course.resolve(), args.lab, "solo", template_db, sandbox.Limits())
+            with grade.Gradebook(grade._db(course), grade.COURSE_ID) as gb:
+                grade._finish(course.resolve(), args.lab, gb, run)
+            singles.append(time.perf_counter() - start)
+        single = statistics.median(singles)
+        students = generated_class(args.lab, args.students)
+        serial_names = dict(list(students.items())[: args.serial])
+        serial = timed_class(tmp, args.lab, serial_names, 1)
+        parallel = timed_class(tmp, args.lab, students, workers)
+    per_serial, per_parallel = serial / len(serial_names), parallel / len(students)
+    projected = per_parallel * 200
+    print(f"lab {args.lab}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; {workers} cores")
+    print(f"floor (solution notebook, fresh kernel): {floor:6.2f} s   (runs: {', '.join(f'{f:.2f}' for f in floors)})")
+    print(f"one submission, graded:                  {single:6.2f} s   ratio {single / floor:4.2f}  "
+          f"(goal <= {GOAL_RATIO}) {'ok' if single / floor <= GOAL_RATIO else 'MISSED'}")
+    print(f"class, 1 worker  ({len(serial_names):3d} submissions):   {serial:7.1f} s = {per_serial:5.2f} s each")
+    print(f"class, {workers} workers ({len(students):3d} submissions):   {parallel:7.1f} s = {per_parallel:5.2f} s each; "
+          f"speed-up {per_serial / per_parallel:4.2f}x")
+    print(f"200 submissions projected: {projected:6.0f} s (goal < {GOAL_CLASS_S:.0f} s) "
+          f"{'ok' if projected < GOAL_CLASS_S else 'MISSED'}")
+    return {"floor": floor, "single": single, "serial_each": per_serial, "parallel_each": per_parallel,
+            "projected_200": projected}
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
