@@ -35,10 +35,11 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import zmq
 import zmq.asyncio
@@ -70,7 +71,7 @@ class Limits:
     cell_timeout: int = 60           # s per cell (nbgrader Execute.timeout, interrupt on timeout)
     submission_timeout: int = 600    # s wall clock for the whole autograde of one submission
     memory: int = 4 << 30            # bytes, RLIMIT_AS of the kernel (torch + numpy + mpl peak ~0.8 GiB)
-    processes: int = 512             # RLIMIT_NPROC (per uid 65534, shared by concurrent sandboxes; threads count)
+    processes: int = 512             # RLIMIT_NPROC (per user; each concurrent sandbox has its own; threads count)
     cpu_seconds: int = 900           # RLIMIT_CPU
     file_size: int = 512 << 20       # RLIMIT_FSIZE
     open_files: int = 512            # RLIMIT_NOFILE
@@ -271,7 +272,27 @@ def alembic_version() -> str:
     return nbgrader.api.get_alembic_version()
 
 
-_RUNNING: set[subprocess.Popen] = set()
+# RLIMIT_NPROC counts the processes and threads of a *user*: sandboxes running at the same time
+# get users of their own, so a fork bomb in one cannot starve another. One at a time: nobody.
+UID_POOL = (SANDBOX_UID, *range(64001, 64001 + 255))
+_free_uids = list(UID_POOL)
+_uid_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _sandbox_uid() -> Iterator[int]:
+    with _uid_lock:
+        if not _free_uids:
+            raise SandboxError(f"more than {len(UID_POOL)} sandboxes at once")
+        uid = _free_uids.pop(0)
+    try:
+        yield uid
+    finally:
+        with _uid_lock:
+            _free_uids.insert(0, uid) if uid == SANDBOX_UID else _free_uids.append(uid)
+
+
+_RUNNING: set = set()
 
 
 def stop_all() -> None:
@@ -322,21 +343,26 @@ def autograde(course: Path, lab: str, student: str, *, limits: Limits = Limits()
         if not os.access(f"/usr/bin/{tool}", os.X_OK):
             raise SandboxError(f"/usr/bin/{tool} is missing: run `apt-get install util-linux`")
 
+    with _sandbox_uid() as uid:
+        return _run(course, lab, student, limits, out_dir, uid, result)
+
+
+def _run(course: Path, lab: str, student: str, limits: Limits, out_dir: Path, uid: int, result) -> AutogradeResult:
     privileged = os.geteuid() == 0
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "records.bin").unlink(missing_ok=True)  # a stale record must not be read as this run's
     if privileged:
-        os.chown(out_dir, SANDBOX_UID, SANDBOX_UID)
+        os.chown(out_dir, uid, uid)
     # ipc socket paths are limited to ~107 bytes: keep the run directory short
     run_dir = Path(tempfile.mkdtemp(prefix="grading-", dir="/tmp"))
     try:
         kernel_dir = run_dir / "k"
         kernel_dir.mkdir(mode=0o700)
         if privileged:
-            os.chown(kernel_dir, SANDBOX_UID, SANDBOX_UID)
+            os.chown(kernel_dir, uid, uid)
         _write_kernelspec(run_dir / "jupyter")
         config = {"run_dir": str(run_dir), "kernel_dir": str(kernel_dir), "out_dir": str(out_dir),
-                  "limits": asdict(limits)}
+                  "limits": asdict(limits), "uid": uid}
         env = dict(os.environ)
         env.update({
             sandbox_kernel.CONFIG_ENV: json.dumps(config),

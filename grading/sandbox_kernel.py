@@ -112,8 +112,10 @@ def courselib_root() -> str | None:
 
 
 def bwrap_command(*, bwrap: str, connection_file: str, kernel_dir: str, staging: str, out_dir: str,
-                  limits: dict, privileged: bool, python: str = sys.executable) -> list[str]:
-    """The full command line: bwrap, the in-sandbox setup script, setpriv, prlimit, ipykernel."""
+                  limits: dict, privileged: bool, python: str = sys.executable,
+                  uid: int = SANDBOX_UID) -> list[str]:
+    """The full command line: bwrap, the in-sandbox setup script, setpriv, prlimit, ipykernel.
+    ``uid``: the unprivileged user the kernel runs as (one per concurrent sandbox)."""
     made: set[str] = set()
     args = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session", "--hostname", "sandbox"]
@@ -160,11 +162,11 @@ def bwrap_command(*, bwrap: str, connection_file: str, kernel_dir: str, staging:
     script = (f"set -e; mkdir -p {WORKDIR} {HOME}/.config/matplotlib; "
               f"cp -R {SUBMISSION_MOUNT}/. {WORKDIR}/; ")
     if privileged:
-        script += f"chown -R {SANDBOX_UID}:{SANDBOX_UID} {WORKDIR} {HOME}; "
+        script += f"chown -R {uid}:{uid} {WORKDIR} {HOME}; "
     script += f'cd {WORKDIR}; exec "$@"'
     drop = ["setpriv"]
     if privileged:
-        drop += ["--reuid", str(SANDBOX_UID), "--regid", str(SANDBOX_UID), "--clear-groups",
+        drop += ["--reuid", str(uid), "--regid", str(uid), "--clear-groups",
                  "--inh-caps=-all", "--bounding-set=-all"]
     drop += ["--no-new-privs"]
     rlimits = ["prlimit", f"--as={limits['memory']}", f"--nproc={limits['processes']}",
@@ -198,14 +200,15 @@ def main(argv: list[str] | None = None) -> None:
         if skipped:
             print(f"grading sandbox: not copied into the kernel's directory: {', '.join(skipped)}", file=sys.stderr)
         privileged = os.geteuid() == 0
+        uid = int(cfg.get("uid", SANDBOX_UID))
         if privileged:
-            os.chown(conn_file, SANDBOX_UID, SANDBOX_UID)
+            os.chown(conn_file, uid, uid)
         pids = Path(cfg["run_dir"]) / "pids"
         pids.mkdir(exist_ok=True)
         (pids / str(os.getpid())).touch()  # this process becomes bwrap: autograde() reaps leftovers
         cmd = bwrap_command(bwrap=bwrap, connection_file=conn_file, kernel_dir=kernel_dir,
                             staging=str(staging), out_dir=cfg["out_dir"], limits=cfg["limits"],
-                            privileged=privileged)
+                            privileged=privileged, uid=uid)
     except (SandboxError, OSError, ValueError, KeyError) as exc:
         print(f"grading sandbox: {exc}", file=sys.stderr)
         sys.exit(1)

@@ -146,6 +146,12 @@ except Exception:
         "endless-loop": (pool_first("while True:\n    pass\n"), 11.0, "flagged"),
         "output-flood": (pool_first("while True:\n    print('x' * 1_000_000)\n"), 11.0, "flagged"),
         "memory-hog": (pool_first("hog = bytearray(16 * 2**30)\n"), 11.0, "flagged"),
+        # a fork bomb stops at the process limit of its own sandbox user (the sleepers die with the
+        # sandbox): the rest of its notebook runs, and sandboxes graded at the same time, which run
+        # as other users, are not starved
+        "fork-bomb": (pool_first("import os, time\ntry:\n    while True:\n        if os.fork() == 0:\n"
+                                 "            time.sleep(20)\n            os._exit(0)\nexcept OSError:\n    pass\n"),
+                      FULL, "flagged"),
         # deleting the grader's record: the checks' data is gone, so are their points
         "delete-record": (replace(REF, conv2d_naive="import os\nos.remove(os.environ['COURSELIB_RECORD'])\n"
                                   + REF["conv2d_naive"]), 0.0, "flagged"),
@@ -224,7 +230,7 @@ def graded(tmp_path_factory):
     (linked / "data.csv").symlink_to("/etc/passwd")
     protected = {p: sha(p) for p in [course / "solutions" / LAB / f"{LAB}.ipynb",
                                      course / "submitted" / "honest-ref" / LAB / f"{LAB}.ipynb"]}
-    limits = sandbox.Limits(cell_timeout=10, submission_timeout=180)
+    limits = sandbox.Limits(cell_timeout=10, submission_timeout=180, processes=96)
     results = grade.grade_class(course, LAB, limits=limits, collect_first=False)
     stop.set()
     thread.join()
