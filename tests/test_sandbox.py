@@ -216,7 +216,7 @@ def listener():
 @pytest.fixture(scope="module")
 def graded(course, listener, tmp_path_factory) -> dict[str, dict]:
     """Grade the whole class in order; for each student: the result, its score, the peak RSS of
-    the nbgrader process and the uid-65534 processes left when autograde() returned."""
+    its nbgrader process and the uid-65534 processes left when autograde() returned."""
     submit(course, "honest_first")
     submit(course, "probe", probe_code(course, listener.getsockname()[1]))
     for sid, cells in ATTACKS.items():
@@ -228,12 +228,24 @@ def graded(course, listener, tmp_path_factory) -> dict[str, dict]:
         peak = [0, 0]
         done = threading.Event()
 
+        def nbgrader_processes(me: psutil.Process) -> list[psutil.Process]:
+            """The autograde processes: forked by grading.nbgrader_run's fork server (a child of
+            this process), or children of this process themselves."""
+            found = []
+            for child in me.children():
+                try:
+                    server = "forkserver" in " ".join(child.cmdline())
+                    found += child.children() if server else [child]
+                except psutil.Error:
+                    pass
+            return found
+
         def sample() -> None:
             me = psutil.Process()
             while not done.is_set():
-                for child in me.children():
+                for proc in nbgrader_processes(me):
                     try:
-                        peak[0] = max(peak[0], child.memory_info().rss)
+                        peak[0] = max(peak[0], proc.memory_info().rss)
                     except psutil.Error:
                         pass
                 try:
@@ -336,6 +348,7 @@ def test_output_flood_is_capped(graded, course):
     # the grader process never held the flood
     print(f"\nnbgrader peak RSS: honest {graded['honest_first']['grader_rss'] >> 20} MiB, "
           f"flood {g['grader_rss'] >> 20} MiB")
+    assert graded["honest_first"]["grader_rss"] > 50 << 20  # the sampler saw the nbgrader process
     assert g["grader_rss"] < graded["honest_first"]["grader_rss"] + (100 << 20)
 
 
