@@ -13,17 +13,52 @@ gradebook; the child uses the version in ``COURSE_ALEMBIC_VERSION`` instead when
 from __future__ import annotations
 
 import ctypes
+import io
 import multiprocessing
 import os
 import signal
 import sys
 import tempfile
+from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 
 import nbgrader.api
 from nbgrader.apps.nbgraderapp import NbGraderApp, main as nbgrader_main
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload([__name__, "grading.sandbox"])
+
+
+class _Popen(popen_forkserver.Popen):
+    """multiprocessing's forkserver start, except that the child does not import the parent's
+    ``__main__`` again. multiprocessing runs a main *script* (the benchmark, a test runner, any
+    script calling :func:`grading.grade.grade_one`) once more in every child, and the forkserver
+    cannot preload it (CPython 3.11 passes it under a key the server does not read): that cost
+    a second or more per submission (torch and the rest of the grader imported anew). The child
+    needs nothing from ``__main__``: its target lives in this module, which the server preloaded."""
+
+    def _launch(self, process_obj):  # as popen_forkserver.Popen._launch, without the main module
+        prep_data = spawn.get_preparation_data(process_obj._name)
+        prep_data.pop("init_main_from_path", None)
+        prep_data.pop("init_main_from_name", None)
+        buf = io.BytesIO()
+        popen_forkserver.set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            popen_forkserver.set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        _parent_w = os.dup(w)
+        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _Process(_CONTEXT.Process):
+    @staticmethod
+    def _Popen(process_obj):
+        return _Popen(process_obj)
 
 
 def _child(args: list[str], cwd: str, env: dict[str, str], log: str) -> None:
@@ -51,7 +86,7 @@ def _child(args: list[str], cwd: str, env: dict[str, str], log: str) -> None:
 def start(args: list[str], cwd: str, env: dict[str, str], log: str) -> multiprocessing.Process:
     """Start ``nbgrader <args>``; the returned process has ``pid`` (= its process group),
     ``join(timeout)`` and ``exitcode``."""
-    proc = _CONTEXT.Process(target=_child, args=(list(args), str(cwd), dict(env), str(log)), daemon=False)
+    proc = _Process(target=_child, args=(list(args), str(cwd), dict(env), str(log)), daemon=False)
     proc.start()
     return proc
 
