@@ -379,6 +379,9 @@ def _run(course: Path, lab: str, student: str, limits: Limits, out_dir: Path, ui
         args = ["autograde", lab, "--student", student, "--force", "--log-level=INFO",
                 f"--Execute.timeout={limits.cell_timeout}", "--Execute.interrupt_on_timeout=True",
                 "--Execute.raise_on_iopub_timeout=False", f"--Execute.kernel_name={KERNEL_NAME}",
+                # killed after its last cell, not asked to shut down (about 1 s of waiting): the
+                # record is flushed frame by frame and nothing else of the kernel is kept
+                "--Execute.shutdown_kernel=immediate",
                 "--KernelManager.transport=ipc", f"--KernelManager.ip={kernel_dir}/ipc",
                 f"--CappedExecute.output_bytes_per_cell={limits.output_bytes_per_cell}",
                 f"--CappedExecute.output_bytes_total={limits.output_bytes_total}"]
