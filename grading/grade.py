@@ -29,6 +29,7 @@ from pathlib import Path
 
 import nbformat
 import nbgrader.api as nbgrader_api
+from nbgrader import __version__ as nbgrader_version
 from nbgrader.api import Gradebook, MissingEntry
 from tqdm.auto import tqdm
 
@@ -132,11 +133,25 @@ def _digest(folder: Path) -> str:
     return h.hexdigest()
 
 
+def _template_key(course: Path, lab: str) -> str:
+    """What the template gradebook is made from: nbgrader's version and configuration, the lab's source."""
+    h = hashlib.sha256(f"nbgrader {nbgrader_version}\0".encode())
+    h.update((Path(course) / "nbgrader_config.py").read_bytes() + b"\0")
+    h.update(_digest(Path(course) / "solutions" / lab).encode())
+    return h.hexdigest()
+
+
 def template(course: Path, lab: str) -> Path:
-    """A gradebook that knows the lab and nothing else, made once per class run. Every submission
-    is autograded in a private copy of the course with a copy of it, so nbgrader's writes never
-    meet, and a submission never touches the real gradebook."""
-    root = Path(course) / "records" / lab / ".template"
+    """A gradebook that knows the lab and nothing else. Every submission is autograded in a private
+    copy of the course with a copy of it, so nbgrader's writes never meet, and a submission never
+    touches the real gradebook. Made once (``nbgrader generate_assignment``, seconds) and kept
+    under ``records/.template/<lab>/`` until the lab's source or nbgrader's configuration changes;
+    nothing ever writes to it but this function."""
+    root = Path(course) / "records" / ".template" / lab
+    key = _template_key(course, lab)
+    stamp = root / "fingerprint"
+    if (root / "gradebook.db").is_file() and stamp.is_file() and stamp.read_text() == key:
+        return root / "gradebook.db"
     if root.exists():
         shutil.rmtree(root)
     (root / "solutions").mkdir(parents=True)
@@ -145,6 +160,7 @@ def template(course: Path, lab: str) -> Path:
     run = nbgrader("generate_assignment", lab, "--force", course=root)
     if run.returncode != 0:
         raise RuntimeError(f"nbgrader generate_assignment {lab} failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+    stamp.write_text(key)  # last: an interrupted build is made again next time
     return root / "gradebook.db"
 
 
