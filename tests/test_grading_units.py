@@ -91,3 +91,40 @@ def test_feedback_escapes_and_totals():
     page = feedback.render("lab9", "stu<dent>", verdicts, ["Your notebook <b>stopped</b>."])
     assert "<script>" not in page and "&lt;script&gt;" in page and "stu&lt;dent&gt;" in page
     assert "2 / 3" in page and page.count('class="fail"') == 1
+
+
+def test_template_gradebook_is_kept_until_the_lab_changes(tmp_path):
+    from generate_labs import make_course
+    from grading import grade
+
+    course = make_course(tmp_path, ("lab3-conv",))
+    first = grade.template(course, "lab3-conv")
+    made = first.stat().st_mtime_ns
+    assert grade.template(course, "lab3-conv") == first and first.stat().st_mtime_ns == made  # kept
+    source = course / "solutions" / "lab3-conv" / "lab3-conv.ipynb"
+    source.write_text(source.read_text() + "\n")
+    assert grade.template(course, "lab3-conv").stat().st_mtime_ns != made  # the lab changed: made again
+    assert grade.template(course, "lab3-conv") == first
+
+
+def test_nbgrader_children_do_not_import_the_main_script_again(tmp_path):
+    """multiprocessing re-runs a __main__ *script* in every forkserver child (seconds of imports per
+    submission when the grader is driven from a script): grading.nbgrader_run leaves it out."""
+    import subprocess
+    import sys
+
+    marks = tmp_path / "imports.txt"
+    script = tmp_path / "driver.py"
+    script.write_text(
+        "import os, sys\n"
+        f"open({str(marks)!r}, 'a').write(__name__ + '\\n')\n"
+        "if __name__ == '__main__':\n"
+        "    from grading import nbgrader_run\n"
+        f"    proc = nbgrader_run.start(['--version'], {str(tmp_path)!r}, dict(os.environ), {str(tmp_path / 'log')!r})\n"
+        "    proc.join(120)\n"
+        "    sys.exit(proc.exitcode)\n")
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=180,
+                         env={**__import__("os").environ, "PYTHONPATH": str(labtools.ROOT)})
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "log").read_text().strip()  # nbgrader printed its version
+    assert marks.read_text().split() == ["__main__"]
