@@ -45,14 +45,16 @@ GOAL_RATIO = 1.3
 GOAL_CLASS_S = 600.0
 
 
-def floor_seconds(lab: str, experiments: bool = True) -> float:
+def floor_seconds(lab: str, experiments: bool = True, shutdown: str = "graceful") -> float:
     """The solution notebook in a fresh kernel, start-up included (wall clock); without its
-    experiment cells if not ``experiments`` (grading leaves them out)."""
+    experiment cells if not ``experiments`` (grading leaves them out). ``shutdown``: nbclient's
+    ``shutdown_kernel`` ("graceful", its default and the floor's; "immediate" as grading does)."""
     nb = labtools.read(labtools.source_path(lab))
     nb.cells = [c for c in nb.cells if not c.source.lstrip().startswith(("%", "!"))
                 and (experiments or not labtools.is_experiment(c))]
     start = time.perf_counter()
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    NotebookClient(nb, timeout=600, kernel_name="python3", shutdown_kernel=shutdown,
+                   resources={"metadata": {"path": str(ROOT)}}).execute()
     return time.perf_counter() - start
 
 
@@ -146,6 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
         full = statistics.median([floor_seconds(args.lab) for _ in range(3)])
         floors = [floor_seconds(args.lab, experiments=False) for _ in range(3)]
         floor = statistics.median(floors)
+        killed = statistics.median([floor_seconds(args.lab, experiments=False, shutdown="immediate") for _ in range(3)])
         course = make_course(tmp / "one", (args.lab,))
         write_class(course, args.lab, {"solo": labtools.answers(labtools.read(labtools.source_path(args.lab)))})
         singles = []
@@ -167,6 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"one submission, graded:                  {single:6.2f} s   ratio {single / floor:4.2f}  "
           f"(goal <= {GOAL_RATIO}) {'ok' if single / floor <= GOAL_RATIO else 'MISSED'}; "
           f"against the whole notebook {single / full:4.2f}")
+    print(f"  beside the floor with its kernel killed after the last cell, as grading does ({killed:.2f} s): "
+          f"ratio {single / killed:4.2f}")
     print(f"  (grade_one, median of {len(singles) - 1} runs: {', '.join(f'{s:.2f}' for s in singles[1:])}; the first call "
           f"of the process, {singles[0]:.2f} s, also started the fork server and made the lab's template gradebook)")
     print(f"class, 1 worker  ({len(serial_names):3d} submissions):   {serial:7.1f} s = {per_serial:5.2f} s each")
@@ -176,7 +181,8 @@ def main(argv: list[str] | None = None) -> dict:
           + f"; the load average includes this run's {workers} workers")
     print(f"200 submissions projected: {projected:6.0f} s (goal < {GOAL_CLASS_S:.0f} s) "
           f"{'ok' if projected < GOAL_CLASS_S else 'MISSED'}")
-    return {"floor": floor, "floor_with_experiments": full, "single": single, "single_first": singles[0],
+    return {"floor": floor, "floor_with_experiments": full, "floor_killed": killed, "single": single,
+            "single_first": singles[0],
             "serial_each": per_serial, "parallel_each": per_parallel, "projected_200": projected,
             "parallel_fifths": fifths}
 
