@@ -10,12 +10,12 @@ JOBS   ?= 2
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv book serve lab test test-fast bench clean labs setup-cells grade sandbox-deps
+.PHONY: help venv book serve lab test test-fast bench clean labs setup-cells grade sandbox-deps browser-deps screenshots
 
 help:
-	@echo "make book   build the course website into _build/html (executes every notebook)"
-	@echo "make serve  serve the built website on http://localhost:$(PORT)"
-	@echo "make test   run every test (unit, notebooks, nbgrader pipeline)"
+	@echo "make serve  build the course website (executes every notebook) and serve it on http://localhost:$(PORT)"
+	@echo "make book   build the course website into _build/html only"
+	@echo "make test   run every test (unit, notebooks, the website in Chromium, nbgrader pipeline)"
 	@echo "make lab    open JupyterLab on the course"
 	@echo "make labs   regenerate the student labs (labs/) from solutions/ with nbgrader"
 	@echo "make bench  run the benchmarks (ratios against PyTorch built-ins)"
@@ -30,30 +30,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Jupyter Book's execution cache keys on a notebook's code cells only: when courselib
-# changes, drop the cache so every chapter is executed again with the new helpers.
-COURSELIB_HASH = $(shell find src/courselib -name '*.py' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-16)
-
+# tools/build_book.py: warnings and cell errors fail the build; a change in courselib drops
+# Jupyter Book's execution cache (which keys on code cells only) so every chapter re-runs.
 book: $(STAMP)
-	@mkdir -p _build
-	@if [ "$$(cat _build/.courselib-hash 2>/dev/null)" != "$(COURSELIB_HASH)" ]; then \
-		echo "courselib changed since the last build: re-executing every notebook"; rm -rf _build/.jupyter_cache; fi
-	$(BIN)/jupyter-book build . -W -n --keep-going
-	@echo "$(COURSELIB_HASH)" > _build/.courselib-hash
+	$(BIN)/python tools/build_book.py
 	@echo
 	@echo "The course website is in $(CURDIR)/_build/html (open _build/html/index.html)."
 	@echo "Serve it with: make serve   (then visit http://localhost:$(PORT))"
 
-serve:
-	@test -f _build/html/index.html || { echo "No website yet: run 'make book' first."; exit 1; }
-	$(PYTHON) -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
+serve: book
+	@echo "Serving the course on http://localhost:$(PORT) (Ctrl-C stops it)"
+	$(BIN)/python -m http.server $(PORT) --bind 127.0.0.1 --directory _build/html
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # One torch thread per test worker: JOBS workers x 2 threads on 2 cores oversubscribe the
 # CPU and OpenMP's spinning threads slow every notebook down several times over.
-test: $(STAMP) sandbox-deps
+test: $(STAMP) sandbox-deps browser-deps
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 
 test-fast: $(STAMP)
@@ -67,6 +61,19 @@ sandbox-deps:
 			echo "installing bubblewrap (the grading sandbox)"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
 		else echo "The grading sandbox needs bubblewrap: sudo apt-get install bubblewrap"; exit 1; fi; }
+
+# The website tests (tests/test_site.py) drive Debian's Chromium headless through Playwright.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium and chromium-driver (the website tests)"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else echo "The website tests need Chromium: sudo apt-get install chromium chromium-driver"; exit 1; fi; }
+
+# Refresh the README's screenshots (docs/img/) from the site tests' browser.
+screenshots: $(STAMP) browser-deps
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests/test_site.py -k test_screenshots_of -p no:xdist
+	cp _build/screenshots/*.png docs/img/
 
 WORKERS ?=
 grade: $(STAMP) sandbox-deps

@@ -1,0 +1,488 @@
+"""The course website as readers meet it.
+
+The book is built once, as ``make book`` builds it (tools/build_book.py: warnings are errors,
+every chapter executed, a cell error fails the build). That build is also the execution
+check of the chapters (nbval runs the labs, not ``book/``). Then headless Chromium (Debian's
+package, driven by Playwright) opens every page over HTTP, as a first-time reader:
+
+- no console errors, no uncaught exceptions, no failed request, nothing fetched from the
+  network except MathJax, whose CDN address is answered from a local copy of the same
+  version (django-static-mathjax), so math typesets offline;
+- math typeset (no raw ``$``/``\\(`` left, no MathJax error), every image loaded;
+- each chapter shows every figure its executed notebook made, widget cells a static figure;
+- launch buttons (Colab, Binder, JupyterHub) open the page's own notebook on the configured
+  repository and branch, and that notebook exists;
+- next/previous navigation walks the table of contents; search finds the chapters;
+- every internal link and anchor resolves (cross-references, citations, bibliography);
+- nothing on the site carries a lab's solution or hidden tests.
+
+Screenshots of the home page and a chapter land in ``_build/screenshots/`` (``make
+screenshots`` copies them to docs/img/ for the README).
+"""
+from __future__ import annotations
+
+import functools
+import html
+import http.server
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urljoin, urlparse
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import build_book  # noqa: E402
+from grading.nbcells import nbmeta  # noqa: E402
+
+SITE = ROOT / "_build" / "html"
+CACHE = ROOT / "_build" / ".jupyter_cache"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+pytestmark = pytest.mark.notebook
+
+
+def toc_pages() -> list[str]:
+    """Docnames in reading order (_toc.yml: root, then every part's chapters)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
+        pages += [chapter["file"] for chapter in part["chapters"]]
+    return pages
+
+
+PAGES = toc_pages()
+NOTEBOOK_PAGES = [p for p in PAGES if (ROOT / f"{p}.ipynb").exists()]
+CHAPTERS = [p for p in NOTEBOOK_PAGES if p.startswith("book/")]
+LABS = [p for p in NOTEBOOK_PAGES if p.startswith("labs/")]
+
+
+# --- the build ------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def site() -> Path:
+    result = build_book.build(ROOT, quiet=True)
+    log = result.stdout + result.stderr
+    problems = [line for line in log.splitlines()
+                if re.search(r"WARNING|ERROR|Error|Traceback|Exception", line)]
+    assert result.returncode == 0, (
+        "the book did not build cleanly (warnings are errors, cell errors fail the build):\n"
+        + "\n".join(problems[:40]) + "\n--- last lines ---\n" + "\n".join(log.splitlines()[-40:]))
+    return SITE
+
+
+def test_every_page_of_the_toc_is_built(site):
+    missing = [p for p in PAGES if not (site / f"{p}.html").exists()]
+    assert not missing, f"pages in _toc.yml with no HTML: {missing}"
+    assert (site / "index.html").exists() and (site / "search.html").exists()
+
+
+def mini_book(tmp_path: Path, cell: str | None = None, markdown: str | None = None) -> subprocess.CompletedProcess:
+    """A one-page book with the course's own _config.yml and site extension."""
+    book = tmp_path / "book"
+    (book / "tools").mkdir(parents=True)
+    shutil.copy(ROOT / "_config.yml", book)
+    shutil.copy(ROOT / "tools" / "site_fixes.py", book / "tools")
+    (book / "book").mkdir()
+    shutil.copy(ROOT / "book" / "references.bib", book / "book")
+    (book / "book" / "intro.md").write_text("# Intro\n\n" + (markdown or "Nothing wrong here.") + "\n")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Page"),
+                                         nbformat.v4.new_code_cell(cell or "print('fine')")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, book / "book" / "page.ipynb")
+    (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/page\n")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    return subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_the_build_fails_on_a_cell_error_and_on_a_warning(tmp_path):
+    """The configuration the site tests rely on: a clean mini book builds; an exception in a
+    cell, or a broken cross-reference, fails the build."""
+    ok = mini_book(tmp_path / "ok")
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    broken_cell = mini_book(tmp_path / "cell", cell="raise ValueError('a chapter claim went stale')")
+    assert broken_cell.returncode != 0
+    assert "a chapter claim went stale" in broken_cell.stdout + broken_cell.stderr
+    broken_ref = mini_book(tmp_path / "ref", markdown="See {ref}`no-such-label`.")
+    assert broken_ref.returncode != 0
+    assert "no-such-label" in broken_ref.stdout + broken_ref.stderr
+
+
+# --- static checks of the built files --------------------------------------------------------
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("id", "name"):
+            if attrs.get(key):
+                self.ids.add(attrs[key])
+        if tag == "a" and attrs.get("href"):
+            self.hrefs.append(attrs["href"])
+
+
+@functools.lru_cache(maxsize=None)
+def parsed(path: Path) -> _Links:
+    parser = _Links()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_internal_links_and_anchors_resolve(site):
+    broken, citations = [], 0
+    for page in sorted(site.rglob("*.html")):
+        if "_static" in page.parts:
+            continue
+        for href in parsed(page).hrefs:
+            url = urlparse(href)
+            if url.scheme or href.startswith(("mailto:", "javascript:")):
+                continue
+            target = page if not url.path else (page.parent / unquote(url.path)).resolve()
+            if target.is_dir():
+                target = target / "index.html"
+            if not target.exists():
+                broken.append(f"{page.relative_to(site)}: {href} (no such file)")
+            elif url.fragment and target.suffix == ".html" and url.fragment not in parsed(target).ids:
+                broken.append(f"{page.relative_to(site)}: {href} (no such anchor)")
+            if target.name == "bibliography.html" and url.fragment:
+                citations += 1
+    assert not broken, "broken links:\n" + "\n".join(broken[:30])
+    assert citations > 0, "no citation links to the bibliography: sphinxcontrib-bibtex did not run?"
+
+
+def _published_sources() -> str:
+    """What the course publishes on purpose: every chapter and every student lab."""
+    notebooks = [ROOT / f"{p}.ipynb" for p in NOTEBOOK_PAGES]
+    return _squash("\n".join(c.source for nb in notebooks for c in nbformat.read(nb, as_version=4).cells))
+
+
+def _solution_lines(lab: str, published: str) -> list[str]:
+    """The lab's solution and hidden-test lines that nothing published on purpose contains
+    (a chapter may well write out the formula a lab asks for; the lab's own code may not leak)."""
+    lab_name = Path(lab).name
+    source = nbformat.read(ROOT / "solutions" / lab_name / f"{lab_name}.ipynb", as_version=4)
+    secret = []
+    for cell in source.cells:
+        if cell.cell_type != "code" or not nbmeta(cell):
+            continue
+        for block in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END", cell.source, re.S):
+            secret += [line.strip() for line in block.splitlines()]
+    return sorted({line for line in secret
+                   if len(_squash(line)) >= 16 and not line.startswith("#") and _squash(line) not in published})
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _published_text(path: Path) -> str:
+    """What a reader can see in a built file, whitespace removed (code is split into
+    highlighted spans in HTML, so tags are dropped before comparing)."""
+    raw = path.read_text(encoding="utf-8", errors="replace")
+    if path.suffix == ".ipynb":
+        raw = "\n".join(c.get("source", "") if isinstance(c.get("source"), str) else "".join(c["source"])
+                        for c in json.loads(raw).get("cells", []))
+    elif path.suffix in (".html", ".htm", ".xml"):
+        raw = html.unescape(re.sub(r"<[^>]+>", "", raw))
+    return _squash(raw)
+
+
+def _leaks(files: list[Path], lines: list[str]) -> list[str]:
+    found = []
+    for path in files:
+        text = _published_text(path)
+        found += [f"{path.name}: {line}" for line in lines if _squash(line) in text]
+    return found
+
+
+def test_no_page_carries_a_solution_or_hidden_test(site, tmp_path):
+    files = [p for p in site.rglob("*") if p.is_file()
+             and p.suffix in (".html", ".ipynb", ".js", ".txt", ".md", ".json", ".py")
+             and "_static" not in p.relative_to(site).parts[:1]]
+    assert any(p.suffix == ".ipynb" for p in files), "the site offers no notebook downloads?"
+    published = _published_sources()
+    for lab in LABS:
+        lines = _solution_lines(lab, published)
+        assert len(lines) >= 10, f"{lab}: too few solution lines found to check ({len(lines)})"
+        # the check can fail: the instructor notebook, as HTML with highlighted code, leaks
+        source = ROOT / "solutions" / Path(lab).name / f"{Path(lab).name}.ipynb"
+        highlighted = tmp_path / "leak.html"
+        code = "\n".join(c.source for c in nbformat.read(source, as_version=4).cells)
+        highlighted.write_text("".join(f"<span class='n'>{html.escape(ch)}</span>" for ch in code))
+        assert len(_leaks([source, highlighted], lines)) == 2 * len(lines)
+        assert not _leaks(files, lines), f"{lab}: the site publishes solution code: {_leaks(files, lines)[:5]}"
+    markers = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "AUTOTEST")
+    for path in files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert not [m for m in markers if m in text], f"{path.relative_to(site)} carries nbgrader markers"
+
+
+# --- the browser ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def server(site):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_port}/"
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs it when run as root, "
+                    "else: sudo apt-get install chromium chromium-driver (or set CHROMIUM=/path)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def _mathjax_dir() -> Path:
+    spec = importlib.util.find_spec("mathjax")
+    assert spec and spec.submodule_search_locations, "pip install django-static-mathjax (the test extras)"
+    return Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax"
+
+
+@dataclass
+class Visit:
+    page: object
+    errors: list[str] = field(default_factory=list)     # console errors, uncaught exceptions
+    failed: list[str] = field(default_factory=list)     # local requests that failed
+    external: list[str] = field(default_factory=list)   # network requests off this site
+
+
+def open_page(browser, server: str, path: str, viewport=(1280, 900), lands_on: str | None = None) -> Visit:
+    """Open ``path`` in a fresh browser context (a first-time reader: empty localStorage),
+    answering MathJax's CDN from the local copy and refusing every other outside request;
+    waits for the redirect to ``lands_on`` if given, then for MathJax to finish typesetting."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    visit = Visit(page)
+    mathjax = _mathjax_dir()
+
+    def route(r):
+        url = r.request.url
+        if url.startswith(server):
+            return r.continue_()
+        if url.startswith(MATHJAX_CDN):
+            local = mathjax / urlparse(url).path.split("/mathjax@3/", 1)[1]
+            if local.is_file():
+                return r.fulfill(path=str(local))
+        visit.external.append(url)
+        return r.abort()
+
+    context.route("**/*", route)
+    page.on("console", lambda m: m.type == "error" and visit.errors.append(f"console: {m.text}"))
+    page.on("pageerror", lambda e: visit.errors.append(f"uncaught: {e}"))
+    page.on("requestfailed", lambda r: r.url.startswith(server) and visit.failed.append(r.url))
+    page.on("response", lambda r: r.url.startswith(server) and r.status >= 400
+            and visit.failed.append(f"{r.status} {r.url}"))
+    page.goto(server + path, wait_until="load")
+    if lands_on:
+        page.wait_for_url(server + lands_on)
+        page.wait_for_load_state("load")
+    if page.evaluate("document.querySelector('.math') !== null"):
+        page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise")
+        page.evaluate("async () => { await MathJax.startup.promise; }")
+    return visit
+
+
+RAW_MATH = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|(?<![\w$])\$[^$\s][^$\n]{0,200}?[^\s\\$]\$(?![\w$])")
+
+PAGE_STATE = """() => {
+  const article = document.querySelector('article') || document.body;
+  const prose = article.cloneNode(true);
+  prose.querySelectorAll('pre, code, .cell_output, script, style, mjx-container').forEach(e => e.remove());
+  return {
+    images: Array.from(document.images).map(i => ({src: i.src, ok: i.complete && i.naturalWidth > 0})),
+    math: document.querySelectorAll('.math').length,
+    typeset: document.querySelectorAll('.math mjx-container, mjx-container.MathJax').length,
+    untypeset: Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container'))
+                    .map(e => e.textContent.slice(0, 80)),
+    mathErrors: Array.from(document.querySelectorAll('mjx-merror')).map(e => e.getAttribute('data-mjx-error') || e.textContent),
+    prose: prose.innerText,
+    title: document.title,
+  };
+}"""
+
+
+@pytest.mark.parametrize("path", [f"{p}.html" for p in PAGES] + ["search.html", "genindex.html"])
+def test_page_loads_clean_with_math_and_images(browser, server, path):
+    visit = open_page(browser, server, path)
+    state = visit.page.evaluate(PAGE_STATE)
+    visit.page.context.close()
+    assert not visit.errors, f"{path}: {visit.errors}"
+    assert not visit.failed, f"{path}: requests failed: {visit.failed}"
+    assert not visit.external, f"{path}: fetched from the network (the site must work offline but for MathJax): {visit.external}"
+    assert not [i["src"] for i in state["images"] if not i["ok"]], f"{path}: images not loaded"
+    assert not state["untypeset"], f"{path}: math left untypeset: {state['untypeset'][:5]}"
+    assert not state["mathErrors"], f"{path}: MathJax errors: {state['mathErrors'][:5]}"
+    raw = RAW_MATH.findall(state["prose"])
+    assert not raw, f"{path}: raw math delimiters in the text (markdown not parsed as math?): {raw[:5]}"
+    if path.startswith("book/0"):
+        assert state["math"] > 0, f"{path}: a chapter without any typeset math?"
+
+
+def executed_notebook(docname: str) -> nbformat.NotebookNode:
+    """The chapter with the outputs of the execution the site was built from (Jupyter Book's
+    cache; its ``_build/jupyter_execute`` copy is written without outputs when a rebuild
+    takes them from the cache)."""
+    from jupyter_cache import get_cache
+
+    source = nbformat.read(ROOT / f"{docname}.ipynb", as_version=4)
+    _, executed = get_cache(str(CACHE)).merge_match_into_notebook(source)
+    return executed
+
+
+def _shown_code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    return [c for c in notebook.cells if c.cell_type == "code"
+            and "remove-cell" not in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_chapter_shows_its_figures_and_widgets(browser, server, chapter):
+    """Every figure the executed chapter made is on its page and loaded; every widget cell
+    (courselib.widgets.interactive_figure) shows a static figure."""
+    executed = executed_notebook(chapter)
+    cells = _shown_code_cells(executed)
+    figures = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in cells]
+    widget_cells = [i for i, c in enumerate(cells) if "interactive_figure(" in c.source]
+    visit = open_page(browser, server, f"{chapter}.html")
+    shown = visit.page.evaluate("""() => Array.from(document.querySelectorAll('div.cell')).map(cell =>
+        Array.from(cell.querySelectorAll('.cell_output img')).filter(i => i.complete && i.naturalWidth > 0).length)""")
+    visit.page.context.close()
+    assert sum(figures) >= 1, f"{chapter}: the executed notebook has no figure"
+    assert len(shown) == len(cells), f"{chapter}: {len(shown)} code cells on the page, {len(cells)} in the notebook"
+    assert shown == figures, f"{chapter}: figures per cell on the page {shown} != in the notebook {figures}"
+    if chapter != "book/00_first_steps":
+        assert widget_cells, f"{chapter}: no widget cell found (interactive_figure)"
+    for i in widget_cells:
+        assert shown[i] >= 1, f"{chapter}: the widget in code cell {i} shows no static figure on the site"
+
+
+def _launch_urls(notebook: str) -> dict[str, str]:
+    repo = CONFIG["repository"]["url"].rstrip("/")
+    branch = CONFIG["repository"].get("branch", "main")
+    org_repo = urlparse(repo).path.strip("/")
+    launch = CONFIG["launch_buttons"]
+    path = f"{notebook}.ipynb"
+    return {
+        "colab": f"{launch['colab_url'].rstrip('/')}/github/{org_repo}/blob/{branch}/{path}",
+        "binder": f"{launch['binderhub_url'].rstrip('/')}/v2/gh/{org_repo}/{branch}?urlpath=lab/tree/{path}",
+        "jupyterhub": (f"{launch['jupyterhub_url'].rstrip('/')}/hub/user-redirect/git-pull?repo="
+                       f"{repo.replace('://', '%3A//')}&urlpath=lab/tree/{org_repo.split('/')[-1]}/{path}&branch={branch}"),
+    }
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOK_PAGES)
+def test_launch_buttons_open_this_notebook(browser, server, notebook):
+    tracked = subprocess.run(["git", "ls-files", "--error-unmatch", f"{notebook}.ipynb"], cwd=ROOT,
+                             capture_output=True).returncode == 0
+    assert tracked, f"{notebook}.ipynb is not in the repository: its launch links would 404"
+    visit = open_page(browser, server, f"{notebook}.html")
+    page = visit.page
+    page.click("button[aria-label='Launch interactive content']")
+    hrefs = page.eval_on_selector_all(".dropdown-launch-buttons a.dropdown-item", "as => as.map(a => a.href)")
+    for name, expected in _launch_urls(notebook).items():
+        link = page.locator(f"a.dropdown-item[href='{expected}']")
+        assert link.count() == 1, f"{notebook}: no {name} launch link to {expected}; links: {hrefs}"
+        assert link.is_visible(), f"{notebook}: the {name} launch link is not shown when the menu opens"
+    download = page.eval_on_selector("a[href$='.ipynb'][href*='_sources']", "a => a.href")
+    status = page.request.get(download).status
+    page.context.close()
+    assert status == 200 and download.endswith(f"_sources/{notebook}.ipynb"), (download, status)
+
+
+def test_next_and_previous_walk_the_table_of_contents(browser, server):
+    visit = open_page(browser, server, "index.html", lands_on=f"{PAGES[0]}.html")  # a redirect
+    page = visit.page
+    sidebar = page.eval_on_selector_all("nav.bd-docs-nav a.reference.internal", "as => as.map(a => a.href)")
+    assert [urlparse(h).path.lstrip("/") for h in sidebar] == [f"{p}.html" for p in PAGES], sidebar
+    walked = [urlparse(page.url).path.lstrip("/")]
+    assert walked == [f"{PAGES[0]}.html"]
+    while page.locator("a.right-next").count():
+        page.click("a.right-next")
+        page.wait_for_load_state("load")
+        walked.append(urlparse(page.url).path.lstrip("/"))
+        assert len(walked) <= len(PAGES) + 2, walked
+    assert walked == [f"{p}.html" for p in PAGES], walked
+    page.click("a.left-prev")
+    page.wait_for_load_state("load")
+    assert urlparse(page.url).path.lstrip("/") == f"{PAGES[-2]}.html"
+    errors = visit.errors
+    page.context.close()
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("query, expected", [("Kaiming", "book/02_initialization.html"),
+                                             ("AdamW", "book/03_optimizers.html"),
+                                             ("convolution", "book/04_cnns.html")])
+def test_search_finds_the_chapter(browser, server, query, expected):
+    visit = open_page(browser, server, f"{PAGES[0]}.html")
+    page = visit.page
+    page.locator("button.search-button__button:visible").first.click()  # as a reader would
+    box = page.locator("input[name='q']:visible")
+    box.fill(query)
+    box.press("Enter")
+    page.wait_for_url("**/search.html?q=*")
+    page.wait_for_selector("#search-results ul.search li", timeout=30_000)
+    results = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.href)")
+    page.context.close()
+    assert any(urlparse(r).path.endswith(expected) for r in results), f"{query!r}: {results}"
+
+
+def _blank(png: Path) -> bool:
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(png)
+    return float(pixels[..., :3].std()) < 0.02
+
+
+def test_screenshots_of_home_and_a_chapter(browser, server):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    visit = open_page(browser, server, f"{PAGES[0]}.html", viewport=(1280, 800))
+    visit.page.screenshot(path=str(SCREENSHOTS / "home.png"))
+    visit.page.context.close()
+    visit = open_page(browser, server, "book/02_initialization.html", viewport=(1280, 800))
+    # the section that derives Xavier's variance: prose, display math, then code
+    visit.page.evaluate("window.scrollTo(0, document.querySelector('#xavier-glorot-initialization')"
+                        ".getBoundingClientRect().top + window.scrollY - 70)")
+    visit.page.screenshot(path=str(SCREENSHOTS / "chapter.png"))
+    visit.page.context.close()
+    for name in ("home.png", "chapter.png"):
+        assert not _blank(SCREENSHOTS / name), f"{name} is blank"
+
+
+def test_readme_shows_the_screenshots():
+    readme = (ROOT / "README.md").read_text()
+    for name in ("home.png", "chapter.png"):
+        assert f"docs/img/{name}" in readme, f"README does not show docs/img/{name}"
+        assert (ROOT / "docs" / "img" / name).exists() and not _blank(ROOT / "docs" / "img" / name)

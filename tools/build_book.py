@@ -1,0 +1,69 @@
+"""Build the course website: ``make book`` and the site tests (tests/test_site.py) run this.
+
+    python tools/build_book.py [--path-output DIR]
+
+Runs ``jupyter-book build`` on the repository with warnings as errors (``-W -n``) and
+every notebook executed (an error in a cell fails the build: ``_config.yml``).
+
+Jupyter Book 1's execution cache keys on a notebook's code cells only, so a change in
+``src/courselib`` (code or shipped data) would leave chapters executed with the old
+helpers. The build records a hash of courselib beside the cache and drops the cache when
+the hash changes, so every chapter is executed again.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COURSELIB = ROOT / "src" / "courselib"
+
+
+def courselib_hash() -> str:
+    """sha256 over courselib's files (names and contents, caches left out)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in COURSELIB.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(COURSELIB).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def build(path_output: Path = ROOT, quiet: bool = False) -> subprocess.CompletedProcess:
+    """Build the book into ``path_output/_build/html``; returns the finished process
+    (its ``returncode`` is non-zero on any warning or execution error)."""
+    build_dir = path_output / "_build"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    stamp = build_dir / ".courselib-hash"
+    current = courselib_hash()
+    if not stamp.exists() or stamp.read_text().strip() != current:
+        if (build_dir / ".jupyter_cache").exists():
+            print("courselib changed since the last build: re-executing every notebook", flush=True)
+        shutil.rmtree(build_dir / ".jupyter_cache", ignore_errors=True)
+    jb = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(jb), "build", str(ROOT), "-W", "-n", "--keep-going"]
+    if path_output.resolve() != ROOT:
+        cmd += ["--path-output", str(path_output)]
+    result = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=quiet)
+    if result.returncode == 0:
+        stamp.write_text(current + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--path-output", type=Path, default=ROOT,
+                        help="folder to hold _build/ (default: the repository)")
+    args = parser.parse_args(argv)
+    result = build(args.path_output.resolve())
+    if result.returncode != 0:
+        print("\nThe book did not build cleanly: the first warning or cell error above says why.",
+              file=sys.stderr)
+    return result.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())
