@@ -51,7 +51,7 @@ test: $(STAMP) sandbox-deps browser-deps
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest tests -m "not pipeline" --ignore=tests/test_labs.py
+	$(BIN)/python -m pytest tests -m "not pipeline and not notebook" --ignore=tests/test_labs.py
 
 # Grading runs every student kernel under bubblewrap (Debian package; setpriv and prlimit come
 # with util-linux). Installed here when missing and we are root; otherwise say how.
