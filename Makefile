@@ -10,7 +10,7 @@ JOBS   ?= 2
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv book serve lab test test-fast bench clean labs setup-cells grade sandbox-deps browser-deps screenshots
+.PHONY: help venv book serve lab test test-fast bench clean labs setup-cells grade sandbox-deps browser-deps data-deps screenshots
 
 help:
 	@echo "make serve  build the course website (executes every notebook) and serve it on http://localhost:$(PORT)"
@@ -47,28 +47,34 @@ lab: $(STAMP)
 
 # One torch thread per test worker: JOBS workers x 2 threads on 2 cores oversubscribe the
 # CPU and OpenMP's spinning threads slow every notebook down several times over.
-test: $(STAMP) sandbox-deps browser-deps
+test: $(STAMP) sandbox-deps browser-deps data-deps
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not pipeline and not notebook" --ignore=tests/test_labs.py
 
-# Grading runs every student kernel under bubblewrap (Debian package; setpriv and prlimit come
-# with util-linux). Installed here when missing and we are root; otherwise say how.
-sandbox-deps:
-	@command -v bwrap >/dev/null 2>&1 || { \
+# System packages from Debian, installed when missing and we are root; otherwise say how.
+# $(call apt_need,<check command>,<packages>,<what needs them>,<on failure: exit 1 or true>)
+define apt_need
+	@( $(1) ) >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing bubblewrap (the grading sandbox)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
-		else echo "The grading sandbox needs bubblewrap: sudo apt-get install bubblewrap"; exit 1; fi; }
+			echo "installing $(2) ($(3))"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+		else echo "needed by $(3): sudo apt-get install $(2)"; $(4); fi; }
+endef
+
+# Grading runs every student kernel under bubblewrap (setpriv and prlimit come with util-linux).
+sandbox-deps:
+	$(call apt_need,command -v bwrap,bubblewrap,the grading sandbox,exit 1)
 
 # The website tests (tests/test_site.py) drive Debian's Chromium headless through Playwright.
 browser-deps:
-	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "installing chromium and chromium-driver (the website tests)"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-		else echo "The website tests need Chromium: sudo apt-get install chromium chromium-driver"; exit 1; fi; }
+	$(call apt_need,command -v chromium && command -v chromedriver,chromium chromium-driver,the website tests,exit 1)
+
+# The full Fashion-MNIST (tests/test_data.py checks the shipped subset against it). Optional:
+# without it that one test is skipped and says why.
+data-deps:
+	$(call apt_need,test -d /usr/share/datasets/fashion-mnist,dataset-fashion-mnist,the full-dataset test,true)
 
 # Refresh the README's screenshots (docs/img/) from the site tests' browser.
 screenshots: $(STAMP) browser-deps
