@@ -92,8 +92,8 @@ def test_every_page_of_the_toc_is_built(site):
     assert (site / "index.html").exists() and (site / "search.html").exists()
 
 
-def mini_book(tmp_path: Path, cell: str | None = None, markdown: str | None = None) -> subprocess.CompletedProcess:
-    """A one-page book with the course's own _config.yml and site extension."""
+def write_mini_book(tmp_path: Path, cell: str | None = None, markdown: str | None = None) -> Path:
+    """A one-page book with the course's own _config.yml and site extension; returns its folder."""
     book = tmp_path / "book"
     (book / "tools").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", book)
@@ -106,6 +106,12 @@ def mini_book(tmp_path: Path, cell: str | None = None, markdown: str | None = No
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, book / "book" / "page.ipynb")
     (book / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/page\n")
+    return book
+
+
+def mini_book(tmp_path: Path, cell: str | None = None, markdown: str | None = None) -> subprocess.CompletedProcess:
+    """Build a mini book with plain ``jupyter-book build -W -n``."""
+    book = write_mini_book(tmp_path, cell, markdown)
     jb = Path(sys.executable).with_name("jupyter-book")
     return subprocess.run([str(jb), "build", str(book), "-W", "-n", "--keep-going"],
                           capture_output=True, text=True, timeout=600)
@@ -122,6 +128,33 @@ def test_the_build_fails_on_a_cell_error_and_on_a_warning(tmp_path):
     broken_ref = mini_book(tmp_path / "ref", markdown="See {ref}`no-such-label`.")
     assert broken_ref.returncode != 0
     assert "no-such-label" in broken_ref.stdout + broken_ref.stderr
+
+
+def test_a_change_in_courselib_re_executes_the_chapters(tmp_path):
+    """Jupyter Book's execution cache keys on code cells only: after a change in the helper
+    package a plain rebuild shows the old outputs (the trap), the course's build shows the new."""
+    lib = tmp_path / "courselib"
+    lib.mkdir()
+    (lib / "helpers.py").write_text("VERSION = 'helpers-v1'\n")
+    book = write_mini_book(tmp_path, cell=f"print(open({str(lib / 'helpers.py')!r}).read())")
+    page = book / "_build" / "html" / "book" / "page.html"
+
+    def build(course_build: bool) -> str:
+        if course_build:
+            result = build_book.build(book, quiet=True, source=book, courselib=lib)
+        else:
+            jb = Path(sys.executable).with_name("jupyter-book")
+            result = subprocess.run([str(jb), "build", str(book), "-W", "-n"], capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        return page.read_text(encoding="utf-8")
+
+    assert "helpers-v1" in build(course_build=True)
+    (lib / "helpers.py").write_text("VERSION = 'helpers-v2'\n")
+    stale = build(course_build=False)
+    assert "helpers-v1" in stale and "helpers-v2" not in stale, "Jupyter Book's cache no longer keys on code only?"
+    fresh = build(course_build=True)
+    assert "helpers-v2" in fresh and "helpers-v1" not in fresh
+    assert (book / "_build" / ".courselib-hash").read_text().strip() == build_book.courselib_hash(lib)
 
 
 # --- static checks of the built files --------------------------------------------------------

@@ -7,8 +7,9 @@ every notebook executed (an error in a cell fails the build: ``_config.yml``).
 
 Jupyter Book 1's execution cache keys on a notebook's code cells only, so a change in
 ``src/courselib`` (code or shipped data) would leave chapters executed with the old
-helpers. The build records a hash of courselib beside the cache and drops the cache when
-the hash changes, so every chapter is executed again.
+helpers. The build records a hash of courselib beside the cache; when the hash changes it
+drops the cache and rebuilds every page (``--all``: Sphinx itself re-reads only the sources
+that changed), so every chapter is executed again.
 """
 from __future__ import annotations
 
@@ -23,31 +24,36 @@ ROOT = Path(__file__).resolve().parents[1]
 COURSELIB = ROOT / "src" / "courselib"
 
 
-def courselib_hash() -> str:
+def courselib_hash(courselib: Path = COURSELIB) -> str:
     """sha256 over courselib's files (names and contents, caches left out)."""
     digest = hashlib.sha256()
-    for path in sorted(p for p in COURSELIB.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(path.relative_to(COURSELIB).as_posix().encode() + b"\0")
+    for path in sorted(p for p in courselib.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(courselib).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-def build(path_output: Path = ROOT, quiet: bool = False) -> subprocess.CompletedProcess:
-    """Build the book into ``path_output/_build/html``; returns the finished process
-    (its ``returncode`` is non-zero on any warning or execution error)."""
+def build(path_output: Path = ROOT, quiet: bool = False, source: Path = ROOT,
+          courselib: Path = COURSELIB) -> subprocess.CompletedProcess:
+    """Build the book in ``source`` into ``path_output/_build/html``; returns the finished
+    process (its ``returncode`` is non-zero on any warning or execution error). The execution
+    cache is dropped when the files under ``courselib`` changed since the last good build."""
     build_dir = path_output / "_build"
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp = build_dir / ".courselib-hash"
-    current = courselib_hash()
-    if not stamp.exists() or stamp.read_text().strip() != current:
+    current = courselib_hash(courselib)
+    changed = not stamp.exists() or stamp.read_text().strip() != current
+    if changed:
         if (build_dir / ".jupyter_cache").exists():
             print("courselib changed since the last build: re-executing every notebook", flush=True)
         shutil.rmtree(build_dir / ".jupyter_cache", ignore_errors=True)
     jb = Path(sys.executable).with_name("jupyter-book")
-    cmd = [str(jb), "build", str(ROOT), "-W", "-n", "--keep-going"]
-    if path_output.resolve() != ROOT:
+    cmd = [str(jb), "build", str(source), "-W", "-n", "--keep-going"]
+    if changed:
+        cmd.append("--all")  # Sphinx re-reads only changed sources: an unchanged chapter would not re-run
+    if path_output.resolve() != source.resolve():
         cmd += ["--path-output", str(path_output)]
-    result = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=quiet)
+    result = subprocess.run(cmd, cwd=source, text=True, capture_output=quiet)
     if result.returncode == 0:
         stamp.write_text(current + "\n")
     return result
