@@ -59,7 +59,8 @@ define apt_need
 	@( $(1) ) >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing $(2) ($(3))"; \
-			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
+			{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; } \
+				|| { echo "could not install $(2) (needed by $(3))"; $(4); }; \
 		else echo "needed by $(3): sudo apt-get install $(2)"; $(4); fi; }
 endef
 
