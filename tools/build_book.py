@@ -22,6 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSELIB = ROOT / "src" / "courselib"
+# ipykernel 7.4 logs this for every kernel started over local TCP (the build's kernels are
+# local and short-lived); left out of the build's output so that real warnings stand out.
+KERNEL_NOISE = "Kernel is running over TCP without encryption"
 
 
 def courselib_hash(courselib: Path = COURSELIB) -> str:
@@ -36,7 +39,8 @@ def courselib_hash(courselib: Path = COURSELIB) -> str:
 def build(path_output: Path = ROOT, quiet: bool = False, source: Path = ROOT,
           courselib: Path = COURSELIB) -> subprocess.CompletedProcess:
     """Build the book in ``source`` into ``path_output/_build/html``; returns the finished
-    process (its ``returncode`` is non-zero on any warning or execution error). The execution
+    process (its ``returncode`` is non-zero on any warning or execution error; its output, with
+    stderr merged in, is printed as it comes, or kept in ``stdout`` when ``quiet``). The execution
     cache is dropped when the files under ``courselib`` changed since the last good build."""
     build_dir = path_output / "_build"
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -53,7 +57,16 @@ def build(path_output: Path = ROOT, quiet: bool = False, source: Path = ROOT,
         cmd.append("--all")  # Sphinx re-reads only changed sources: an unchanged chapter would not re-run
     if path_output.resolve() != source.resolve():
         cmd += ["--path-output", str(path_output)]
-    result = subprocess.run(cmd, cwd=source, text=True, capture_output=quiet)
+    with subprocess.Popen(cmd, cwd=source, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, bufsize=1) as proc:
+        kept = []
+        for line in proc.stdout:
+            if KERNEL_NOISE in line:
+                continue
+            kept.append(line)
+            if not quiet:
+                print(line, end="", flush=True)
+    result = subprocess.CompletedProcess(cmd, proc.returncode, "".join(kept), "")
     if result.returncode == 0:
         stamp.write_text(current + "\n")
     return result
