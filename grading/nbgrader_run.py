@@ -28,9 +28,9 @@ _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload([__name__, "grading.sandbox"])
 
 
-# The names CPython's own ``_launch`` uses (3.11 to 3.14). If a future Python changes it, the
-# copy below falls back to the standard launch: correct, only slower (tests/test_grading_units.py
-# then fails on the speed-up, not on grades).
+# The names CPython's own ``_launch`` uses (read off CPython 3.11, the version tested here). On a
+# Python whose launch differs, the copy below falls back to the standard launch: correct, only
+# slower (tests/test_grading_units.py then fails on the speed-up, not on grades).
 _LAUNCH_NAMES = frozenset({
     "BytesIO", "Finalize", "_fds", "_name", "close_fds", "connect_to_new_process", "dump", "dup",
     "finalizer", "forkserver", "get_preparation_data", "getbuffer", "io", "open", "os", "pid",
