@@ -10,7 +10,7 @@ JOBS   ?= 2
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv book serve lab test test-fast bench clean labs setup-cells grade sandbox-deps browser-deps data-deps screenshots
+.PHONY: help venv book serve lab test test-fast bench clean labs setup-cells grade sandbox-deps browser-deps data-deps postgres-deps screenshots
 
 help:
 	@echo "make serve  build the course website (executes every notebook) and serve it on http://localhost:$(PORT)"
@@ -25,7 +25,7 @@ help:
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found " + sys.version.split()[0] + "); run: make PYTHON=python3.11 ...")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test,postgres]"
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -47,7 +47,7 @@ lab: $(STAMP)
 
 # One torch thread per test worker: JOBS workers x 2 threads on 2 cores oversubscribe the
 # CPU and OpenMP's spinning threads slow every notebook down several times over.
-test: $(STAMP) sandbox-deps browser-deps data-deps
+test: $(STAMP) sandbox-deps browser-deps data-deps postgres-deps
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 
 test-fast: $(STAMP)
@@ -71,6 +71,10 @@ sandbox-deps:
 # The website tests (tests/test_site.py) drive Debian's Chromium headless through Playwright.
 browser-deps:
 	$(call apt_need,command -v chromium && command -v chromedriver,chromium chromium-driver,the website tests,exit 1)
+
+# A PostgreSQL server for tests/test_postgres_gradebook.py (the test starts and stops its own).
+postgres-deps:
+	$(call apt_need,command -v pg_ctl || ls /usr/lib/postgresql/*/bin/pg_ctl,postgresql,the PostgreSQL gradebook test,exit 1)
 
 # The full Fashion-MNIST (tests/test_data.py checks the shipped subset against it). Optional:
 # without it that one test is skipped and says why.

@@ -14,6 +14,7 @@ does, it costs that submission its own points, with a readable reason in the rep
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import functools
 import hashlib
@@ -32,6 +33,8 @@ import nbformat
 import nbgrader.api as nbgrader_api
 from nbgrader import __version__ as nbgrader_version
 from nbgrader.api import Gradebook, MissingEntry
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from tqdm.auto import tqdm
 
 from . import feedback, nbcells, repair, sandbox, static, trusted
@@ -48,6 +51,10 @@ _NOTES = {
     "error": "Your notebook stopped before the end (the kernel exited, was killed or ran out of memory); "
              "the checks that had not run count as failed.",
 }
+
+
+class GradingError(RuntimeError):
+    """The class cannot be graded (gradebook unreachable, nbgrader failed): the message says why."""
 
 
 @dataclass
@@ -70,21 +77,52 @@ def nbgrader(*args: str, course: Path, timeout: float = 1800) -> subprocess.Comp
     return subprocess.run([str(exe), *args], cwd=course, capture_output=True, text=True, timeout=timeout)
 
 
-def _db(course: Path) -> str:
-    return f"sqlite:///{Path(course).resolve() / 'gradebook.db'}"
+def _sqlite(folder: Path) -> str:
+    """The SQLite gradebook in ``folder`` (the template and every worker's private copy)."""
+    return f"sqlite:///{Path(folder).resolve() / 'gradebook.db'}"
+
+
+def gradebook_url(course: Path) -> str:
+    """The course's gradebook, as nbgrader itself finds it: ``CourseDirectory.db_url`` from
+    nbgrader's configuration (system-wide, the user's, the course's ``nbgrader_config.py``),
+    else ``sqlite:///<course>/gradebook.db``. A PostgreSQL gradebook
+    (``postgresql+psycopg://user:password@host/db``) needs ``pip install -e ".[postgres]"``."""
+    from nbgrader.apps import NbGraderApp
+    from nbgrader.coursedir import CourseDirectory
+
+    app = NbGraderApp()
+    with contextlib.chdir(course):  # nbgrader reads nbgrader_config.py from the working directory (main thread only)
+        app.load_config_file()
+    return CourseDirectory(config=app.config, root=str(Path(course).resolve())).db_url
+
+
+def open_gradebook(course: Path) -> Gradebook:
+    """nbgrader's Gradebook of ``course`` (see :func:`gradebook_url`), with a clear error when its
+    database cannot be reached."""
+    url = gradebook_url(course)
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        return Gradebook(url, COURSE_ID)
+    except ModuleNotFoundError as e:
+        raise GradingError(f"the gradebook {shown} (CourseDirectory.db_url) needs the database driver "
+                           f"{e.name!r}, which is not installed. `pip install -e \".[postgres]\"` installs psycopg, "
+                          "which URLs of the form postgresql+psycopg://user:password@host/db use") from e
+    except OperationalError as e:
+        raise GradingError(f"cannot open the gradebook {shown} (CourseDirectory.db_url): "
+                           f"{str(e.orig).strip() or e}") from e
 
 
 def prepare(course: Path, lab: str) -> None:
     """Make sure the gradebook knows the lab (its test cells are restored from there)."""
     try:
-        with Gradebook(_db(course), COURSE_ID) as gb:
+        with open_gradebook(course) as gb:
             gb.find_notebook(lab, lab)
             return
     except MissingEntry:
         pass
     run = nbgrader("generate_assignment", lab, "--force", course=course)
     if run.returncode != 0:
-        raise RuntimeError(f"nbgrader generate_assignment {lab} failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+        raise GradingError(f"nbgrader generate_assignment {lab} failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
 
 
 def collect(course: Path, lab: str, uploads: Path | None) -> str:
@@ -158,9 +196,9 @@ def template(course: Path, lab: str) -> Path:
     (root / "solutions").mkdir(parents=True)
     shutil.copy(Path(course) / "nbgrader_config.py", root)
     shutil.copytree(Path(course) / "solutions" / lab, root / "solutions" / lab)
-    run = nbgrader("generate_assignment", lab, "--force", course=root)
+    run = nbgrader("generate_assignment", lab, "--force", f"--CourseDirectory.db_url={_sqlite(root)}", course=root)
     if run.returncode != 0:
-        raise RuntimeError(f"nbgrader generate_assignment {lab} failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+        raise GradingError(f"nbgrader generate_assignment {lab} failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
     stamp.write_text(key)  # last: an interrupted build is made again next time
     return root / "gradebook.db"
 
@@ -222,7 +260,7 @@ def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandb
         nbformat.write(fixed, mine)
     except Exception as e:  # noqa: BLE001 - nbgrader will report what it makes of it
         flags.append(f"notebook could not be repaired ({type(e).__name__}: {e})")
-    run = sandbox.autograde(private, lab, student, limits=limits, out_dir=work / "out")
+    run = sandbox.autograde(private, lab, student, limits=limits, out_dir=work / "out", db_url=_sqlite(private))
     verdicts, record_problem = trusted.replay(source, work / "out" / "records.bin")
     if run.status != "ok":
         flags.append(f"autograde {run.status}: {run.reason}")
@@ -238,7 +276,7 @@ def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandb
         flags.append(f"code: the notebook could not be read ({type(e).__name__}: {e})")
     own: dict[str, float | None] = {}
     try:
-        with Gradebook(_db(private), COURSE_ID) as gb:
+        with Gradebook(_sqlite(private), COURSE_ID) as gb:
             for grade in gb.find_submission_notebook(lab, lab, student).grades:
                 if grade.cell_type == "code":
                     own[grade.name] = grade.auto_score
@@ -303,7 +341,7 @@ def grade_one(course: Path, lab: str, student: str, *, limits: sandbox.Limits = 
     """Grade one submission now (after prepare()): sandbox, trusted replay, gradebook, feedback."""
     course = Path(course).resolve()
     run = _work(course, lab, student, template(course, lab), limits, run_experiments)
-    with Gradebook(_db(course), COURSE_ID) as gb:
+    with open_gradebook(course) as gb:
         return _finish(course, lab, gb, run)
 
 
@@ -344,7 +382,7 @@ def export(course: Path, lab: str, results: list[Graded]) -> dict[str, Path]:
     reports.mkdir(parents=True, exist_ok=True)
     run = nbgrader("export", f"--to={reports / 'grades.csv'}", course=course)
     if run.returncode != 0:
-        raise RuntimeError(f"nbgrader export failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
+        raise GradingError(f"nbgrader export failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
     (reports / "report.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
     with open(reports / "checks.csv", "w", newline="") as fh:
         checks = list(dict.fromkeys(g for r in results for g in r.checks))
@@ -400,7 +438,7 @@ def grade_class(course: Path, lab: str, *, uploads: Path | None = None, only: li
         workers = max(1, workers or os.cpu_count() or 1)
         pool = ThreadPoolExecutor(workers)
         try:
-            with Gradebook(_db(course), COURSE_ID) as gb:
+            with open_gradebook(course) as gb:
                 futures = {pool.submit(_work, course, lab, name, template_db, limits, run_experiments): name for name in todo}
                 with tqdm(total=len(names), initial=len(results), desc=f"grading {lab}", unit="submission") as bar:
                     for future in as_completed(futures):
@@ -442,9 +480,12 @@ def main(argv: list[str] | None = None) -> int:
         results = grade_class(args.course, args.lab, uploads=args.uploads, only=args.student, limits=limits,
                               collect_first=not args.no_collect, workers=args.workers, regrade=args.regrade,
                               run_experiments=args.run_experiments)
+        paths = export(args.course, args.lab, results)
     except KeyboardInterrupt:
         return 130
-    paths = export(args.course, args.lab, results)
+    except (GradingError, sandbox.SandboxError) as e:
+        print(f"python -m grading: {e}", file=sys.stderr)
+        return 2
     print(summary(results))
     print(check_table(results))
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))

@@ -320,10 +320,11 @@ def _reap(run_dir: Path) -> None:
 
 
 def autograde(course: Path, lab: str, student: str, *, limits: Limits = Limits(),
-              out_dir: Path) -> AutogradeResult:
+              out_dir: Path, db_url: str | None = None) -> AutogradeResult:
     """Run `nbgrader autograde <lab> --student <student> --force` for one submission in a
     child process (own process group, killed after limits.submission_timeout), with every kernel
-    started in the bubblewrap sandbox. Never raises for a misbehaving submission (only
+    started in the bubblewrap sandbox, writing to the gradebook ``db_url`` (default: the one
+    nbgrader's configuration names). Never raises for a misbehaving submission (only
     :class:`SandboxError` when the machine cannot sandbox at all, e.g. bwrap is missing)."""
     start = time.monotonic()
     course = Path(course).resolve()
@@ -344,10 +345,11 @@ def autograde(course: Path, lab: str, student: str, *, limits: Limits = Limits()
             raise SandboxError(f"/usr/bin/{tool} is missing: run `apt-get install util-linux`")
 
     with _sandbox_uid() as uid:
-        return _run(course, lab, student, limits, out_dir, uid, result)
+        return _run(course, lab, student, limits, out_dir, uid, result, db_url)
 
 
-def _run(course: Path, lab: str, student: str, limits: Limits, out_dir: Path, uid: int, result) -> AutogradeResult:
+def _run(course: Path, lab: str, student: str, limits: Limits, out_dir: Path, uid: int, result,
+         db_url: str | None) -> AutogradeResult:
     privileged = os.geteuid() == 0
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "records.bin").unlink(missing_ok=True)  # a stale record must not be read as this run's
@@ -386,6 +388,8 @@ def _run(course: Path, lab: str, student: str, limits: Limits, out_dir: Path, ui
                 f"--CappedExecute.output_bytes_per_cell={limits.output_bytes_per_cell}",
                 f"--CappedExecute.output_bytes_total={limits.output_bytes_total}"]
         args += [f"--Autograde.autograde_preprocessors={name}" for name in _preprocessor_names()]
+        if db_url is not None:
+            args.append(f"--CourseDirectory.db_url={db_url}")
         log_path = run_dir / "nbgrader.log"
         proc = nbgrader_run.start(args, str(course), env, str(log_path))
         _RUNNING.add(proc)

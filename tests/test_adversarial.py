@@ -282,8 +282,10 @@ def test_attacks_that_need_more_than_an_answer_are_flagged_with_reasons(graded):
     assert "builtins" in flags["patch-comparisons"]
     assert "__torch_function__" in flags["lying-objects"] or "__eq__" in flags["lying-objects"]
     assert "events" in flags["hook-prints-tests"] or "get_ipython" in flags["hook-prints-tests"]
-    for sid in ("endless-loop", "output-flood"):
-        assert "time limit" in flags[sid] or "kernel died" in flags[sid], flags[sid]
+    assert "time limit" in flags["endless-loop"] or "kernel died" in flags["endless-loop"], flags["endless-loop"]
+    # ipykernel buffers the unflushed flood in the kernel: by timing it hits the cell's time limit,
+    # or the kernel's memory limit in the cell (MemoryError) or in ipykernel's IO thread (it dies)
+    assert any(w in flags["output-flood"] for w in ("time limit", "out of memory", "kernel died")), flags["output-flood"]
     assert "kernel died" in flags["exit-kernel"]
     assert "memory" in flags["memory-hog"]
     assert "sends signals" in flags["kill-everything"] and "sends signals" in flags["kill-parent"]
