@@ -106,7 +106,7 @@ def open_gradebook(course: Path) -> Gradebook:
     except ModuleNotFoundError as e:
         raise GradingError(f"the gradebook {shown} (CourseDirectory.db_url) needs the database driver "
                            f"{e.name!r}, which is not installed. `pip install -e \".[postgres]\"` installs psycopg, "
-                          "which URLs of the form postgresql+psycopg://user:password@host/db use") from e
+                           "which URLs of the form postgresql+psycopg://user:password@host/db use") from e
     except OperationalError as e:
         raise GradingError(f"cannot open the gradebook {shown} (CourseDirectory.db_url): "
                            f"{str(e.orig).strip() or e}") from e
