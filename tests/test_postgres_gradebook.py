@@ -94,7 +94,9 @@ def test_a_class_graded_into_postgresql(postgres, tmp_path):
     course = make_course(tmp_path, (LAB,))
     use_gradebook(course, postgres)
     assert grade.gradebook_url(course) == postgres
-    students = {sid: the_class()[sid] for sid in CLASS}
+    everyone = the_class()
+    students = {sid: everyone[sid] for sid in CLASS}
+    expected = {sid: score for sid, (_, score) in students.items()}
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     for sid, (answers, _) in students.items():
@@ -111,10 +113,10 @@ def test_a_class_graded_into_postgresql(postgres, tmp_path):
         with Gradebook(postgres, grade.COURSE_ID) as gb:
             return {s.student_id: s.code_score for s in gb.assignment_submissions(LAB)}
 
-    assert scores() == pytest.approx({sid: expected for sid, (_, expected) in students.items()})
+    assert scores() == pytest.approx(expected)
     with open(course / "reports" / LAB / "grades.csv", newline="") as fh:  # nbgrader export, from PostgreSQL
         rows = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(fh) if r["assignment"] == LAB}
-    assert rows == {sid: expected for sid, (_, expected) in students.items()}
+    assert rows == expected
     # each worker's nbgrader wrote to its private SQLite copy, which the trusted writer compared
     # with the trusted checks: the patched notebook claimed points it did not earn
     report = {r["student"]: r for r in json.loads((course / "reports" / LAB / "report.json").read_text())}
@@ -125,7 +127,7 @@ def test_a_class_graded_into_postgresql(postgres, tmp_path):
     again = grade_command(course, "--no-collect")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert results_on_file(course) == before
-    assert scores() == pytest.approx({sid: expected for sid, (_, expected) in students.items()})
+    assert scores() == pytest.approx(expected)
 
 
 def test_an_unreachable_gradebook_is_a_clear_error(tmp_path):
