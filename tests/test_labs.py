@@ -81,6 +81,25 @@ class LabChecks:
             [k for k, r in res.items() if r.ok]
         assert all("NotImplementedError" in r.error for r in res.values())
 
+    def test_student_version_expects_exactly_the_errors_of_its_stubs(self):
+        """nbval runs the blank lab: the cells tagged raises-exception are exactly those that raise,
+        each for the unanswered stubs (see labtools.expected_errors); every other cell runs clean."""
+        student = labtools.read(labtools.student_path(self.LAB))
+        expected = labtools.expected_errors(student)
+        tagged = {i for i, c in enumerate(student.cells) if generate_labs.RAISES in c.metadata.get("tags", [])}
+        assert tagged == set(expected)
+        assert {i for i, c in enumerate(student.cells) if labtools.is_test(c)} <= tagged
+        assert not any(labtools.is_answer(student.cells[i]) for i in tagged), "an answer cell must define, not call"
+        assert sum(e.startswith("NotImplementedError") for e in expected.values()) >= len(labtools.tests(student)) // 2
+
+    def test_an_error_in_a_helper_cell_of_the_student_lab_is_refused(self):
+        student = labtools.read(labtools.student_path(self.LAB))
+        helper = next(i for i, c in enumerate(student.cells) if c.cell_type == "code" and not labtools.is_test(c)
+                      and not labtools.is_answer(c) and "import" in c.source)
+        student.cells[helper].source += "\nundefined_name_in_setup\n"
+        with pytest.raises(ValueError, match=f"cell {helper} .* raises \"NameError"):
+            labtools.expected_errors(student)
+
     def test_student_version_is_what_nbgrader_generates(self, tmp_path):
         generate_labs.generate((self.LAB,), tmp_path)
         diffs = generate_labs.differences(ROOT / "labs" / self.LAB, tmp_path / self.LAB)
@@ -137,3 +156,31 @@ class LabChecks:
 for _lab in LABS:
     _name = "TestLab_" + _lab.replace("-", "_")
     globals()[_name] = type(_name, (LabChecks,), {"LAB": _lab})
+
+
+@pytest.mark.notebook
+def test_nbval_fails_a_student_lab_on_any_error_but_the_expected_ones(tmp_path):
+    """The student lab as committed passes nbval; the same lab with one test cell's tag removed,
+    or with an error in a helper cell, fails it at exactly that cell."""
+    import subprocess
+    import sys
+
+    lab = "lab3-conv"
+    student = labtools.read(labtools.student_path(lab))
+    labtools.nbformat.write(student, tmp_path / "as_committed.ipynb")
+    test_cell = next(i for i, c in enumerate(student.cells) if labtools.is_test(c))
+    untagged = labtools.read(labtools.student_path(lab))
+    untagged.cells[test_cell].metadata["tags"].remove(generate_labs.RAISES)
+    labtools.nbformat.write(untagged, tmp_path / "untagged.ipynb")
+    broken = labtools.read(labtools.student_path(lab))
+    helper = next(i for i, c in enumerate(broken.cells) if c.cell_type == "code" and "import" in c.source
+                  and not c.metadata.get("tags"))
+    broken.cells[helper].source += "\nundefined_name_in_setup\n"
+    labtools.nbformat.write(broken, tmp_path / "broken_helper.ipynb")
+    code_cells = [i for i, c in enumerate(student.cells) if c.cell_type == "code"]
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+                          "-p", "no:xdist", "-q", "-rf", "as_committed.ipynb", "untagged.ipynb", "broken_helper.ipynb"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    failed = re.findall(r"^FAILED (\S+::Cell \d+)", run.stdout, re.M)
+    assert sorted(failed) == [f"broken_helper.ipynb::Cell {code_cells.index(helper)}",
+                              f"untagged.ipynb::Cell {code_cells.index(test_cell)}"], run.stdout[-3000:]

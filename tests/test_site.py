@@ -1,8 +1,8 @@
 """The course website as readers meet it.
 
 The book is built once, as ``make book`` builds it (tools/build_book.py: warnings are errors,
-every chapter executed, a cell error fails the build). That build is also the execution
-check of the chapters (nbval runs the labs, not ``book/``). Then headless Chromium (Debian's
+every chapter executed, a cell error fails the build); nbval also executes every chapter, on its
+own (pyproject.toml's testpaths). Then headless Chromium (Debian's
 package, driven by Playwright) opens every page over HTTP, as a first-time reader:
 
 - no console errors, no uncaught exceptions, no failed request, nothing fetched from the

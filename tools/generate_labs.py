@@ -15,9 +15,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+import matplotlib
+import nbformat
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
+import labtools  # noqa: E402
 from labtools import LABS  # noqa: E402
+
+matplotlib.use("Agg")  # the experiment cells of the blank labs run in this process
+RAISES = "raises-exception"  # nbval's tag: the cell is expected to raise
 
 
 def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -46,9 +53,28 @@ def generate(labs: tuple[str, ...], dest: Path) -> None:
         course = make_course(Path(tmp), labs)
         for lab in labs:
             nbgrader("generate_assignment", lab, "--force", "--log-level=WARN", cwd=course)
+            mark_expected_errors(course / "labs" / lab / f"{lab}.ipynb")
             if (dest / lab).exists():
                 shutil.rmtree(dest / lab)
             shutil.copytree(course / "labs" / lab, dest / lab)
+
+
+def mark_expected_errors(student: Path) -> None:
+    """Tag ``raises-exception`` the cells of the student lab that raise while it is blank (the
+    stubs' ``NotImplementedError`` and the test cells that call them; see
+    :func:`labtools.expected_errors`), so that nbval runs it and fails on any other error. The
+    instructor notebooks carry no such tag: there a failing test cell is a failure."""
+    nb = nbformat.read(student, as_version=4)
+    expected = labtools.expected_errors(nb)
+    for index, cell in enumerate(nb.cells):
+        tags = [t for t in cell.metadata.get("tags", []) if t != RAISES]
+        if index in expected:
+            tags.append(RAISES)
+        if tags:
+            cell.metadata["tags"] = tags
+        else:
+            cell.metadata.pop("tags", None)
+    nbformat.write(nb, student)
 
 
 def differences(a: Path, b: Path) -> list[str]:

@@ -68,21 +68,20 @@ class CellRun:
     error: str = ""
 
 
-def run_inprocess(nb, replacements: dict[str, str] | None = None, skip_experiments: bool = True,
-                  ) -> dict[str, CellRun]:
-    """Execute the notebook's code cells in one fresh namespace, in order.
+def execute(nb, replacements: dict[str, str] | None = None, skip_experiments: bool = True,
+            ) -> list[tuple[int, CellRun]]:
+    """Execute the notebook's code cells in one fresh namespace, in order (shell magics and
+    ``!`` commands skipped); returns (cell index, CellRun) for every cell executed.
 
-    ``replacements`` maps answer grade_ids to the source to use instead (a student's
-    attempt). Returns grade_id -> CellRun for every test cell. As in nbgrader, a test
-    cell passes only if it raises nothing *and* writes nothing to stderr.
-    """
+    ``replacements`` maps answer grade_ids to the source to use instead (a student's attempt).
+    A cell's run is ``ok`` when it raised nothing; ``error`` names what it raised."""
     replacements = replacements or {}
     unknown = set(replacements) - set(answers(nb))
     if unknown:
         raise KeyError(f"no answer cell with grade_id {sorted(unknown)}")
     namespace: dict = {"__name__": "__lab__"}
-    results: dict[str, CellRun] = {}
-    for cell in nb.cells:
+    runs: list[tuple[int, CellRun]] = []
+    for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or (skip_experiments and is_experiment(cell)):
             continue
         gid = nbmeta(cell).get("grade_id")
@@ -93,14 +92,46 @@ def run_inprocess(nb, replacements: dict[str, str] | None = None, skip_experimen
         ok, error = True, ""
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             try:
-                exec(compile(src, f"<cell {gid or '?'}>", "exec"), namespace)
+                exec(compile(src, f"<cell {gid or index}>", "exec"), namespace)
             except BaseException as e:  # noqa: BLE001 - a student's cell may raise anything
                 if isinstance(e, KeyboardInterrupt):
                     raise
                 ok, error = False, "".join(traceback.format_exception_only(type(e), e)).strip()
-        if is_test(cell):
-            results[gid] = CellRun(gid, ok and not err.getvalue(), err.getvalue(), error)
-    return results
+        runs.append((index, CellRun(gid, ok, err.getvalue(), error)))
+    return runs
+
+
+def run_inprocess(nb, replacements: dict[str, str] | None = None, skip_experiments: bool = True,
+                  ) -> dict[str, CellRun]:
+    """grade_id -> CellRun for every test cell of :func:`execute`'s run. As in nbgrader, a test
+    cell passes only if it raises nothing *and* writes nothing to stderr."""
+    return {run.grade_id: CellRun(run.grade_id, run.ok and not run.stderr, run.stderr, run.error)
+            for index, run in execute(nb, replacements, skip_experiments) if is_test(nb.cells[index])}
+
+
+def expected_errors(student_nb) -> dict[int, str]:
+    """The cells of a blank student lab that raise when it is run top to bottom, as
+    {cell index: what it raised}: nbval is told to expect exactly these (``raises-exception``).
+
+    Allowed are test cells (they call the unanswered stubs), cells that raise the stubs'
+    ``NotImplementedError``, and experiment cells after an experiment cell that raised (they use
+    what it did not make). Any other error is a bug of the lab: ``ValueError`` says which."""
+    expected: dict[int, str] = {}
+    experiment_failed = False
+    for index, run in execute(student_nb, skip_experiments=False):
+        if run.ok:
+            continue
+        cell = student_nb.cells[index]
+        allowed = (is_test(cell) or run.error.startswith("NotImplementedError")
+                   or (is_experiment(cell) and experiment_failed))
+        if not allowed:
+            first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
+            raise ValueError(f"cell {index} ({run.grade_id or first!r}) of the blank student lab raises "
+                             f"{run.error!r}: only test cells, the stubs' NotImplementedError and experiments "
+                             "after a failed experiment may raise there")
+        experiment_failed = experiment_failed or is_experiment(cell)
+        expected[index] = run.error
+    return expected
 
 
 def solution_module(lab: str, name: str | None = None) -> ModuleType:
