@@ -10,12 +10,12 @@ JOBS   ?= 2
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: help venv book serve lab test test-fast bench clean labs setup-cells grade sandbox-deps browser-deps data-deps postgres-deps screenshots
+.PHONY: help venv book serve lab test test-fast lint bench clean labs setup-cells grade sandbox-deps browser-deps data-deps postgres-deps screenshots
 
 help:
 	@echo "make serve  build the course website (executes every notebook) and serve it on http://localhost:$(PORT)"
 	@echo "make book   build the course website into _build/html only"
-	@echo "make test   run every test (unit, notebooks, the website in Chromium, nbgrader pipeline)"
+	@echo "make test   run every test (ruff, unit, every notebook under nbval, the website in Chromium, grading)"
 	@echo "make lab    open JupyterLab on the course"
 	@echo "make labs   regenerate the student labs (labs/) from solutions/ with nbgrader"
 	@echo "make bench  run the benchmarks (ratios against PyTorch built-ins)"
@@ -47,8 +47,12 @@ lab: $(STAMP)
 
 # One torch thread per test worker: JOBS workers x 2 threads on 2 cores oversubscribe the
 # CPU and OpenMP's spinning threads slow every notebook down several times over.
-test: $(STAMP) sandbox-deps browser-deps data-deps postgres-deps
+test: $(STAMP) sandbox-deps browser-deps data-deps postgres-deps lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
+
+# ruff over the Python code and every notebook's code cells (configured in pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest tests -m "not pipeline and not notebook" --ignore=tests/test_labs.py

@@ -102,7 +102,8 @@ def write_class(course: Path, lab: str, students: dict[str, dict]) -> None:
     assert not problem, problem
 
 
-def timed_class(tmp: Path, lab: str, students: dict[str, dict], workers: int) -> tuple[float, list[tuple[float, float]]]:
+def timed_class(tmp: Path, lab: str, students: dict[str, dict], workers: int,
+                ) -> tuple[float, list[tuple[float, float]]]:
     """Seconds to grade the class; and for each fifth of the run, in the order submissions were
     finished, seconds per submission and the mean 1-minute load average meanwhile (to tell a drift
     of the grader from other work on the machine)."""
@@ -172,10 +173,12 @@ def main(argv: list[str] | None = None) -> dict:
           f"against the whole notebook {single / full:4.2f}")
     print(f"  beside the floor with its kernel killed after the last cell, as grading does ({killed:.2f} s): "
           f"ratio {single / killed:4.2f}")
-    print(f"  (grade_one, median of {len(singles) - 1} runs: {', '.join(f'{s:.2f}' for s in singles[1:])}; the first call "
+    runs = ", ".join(f"{s:.2f}" for s in singles[1:])
+    print(f"  (grade_one, median of {len(singles) - 1} runs: {runs}; the first call "
           f"of the process, {singles[0]:.2f} s, also started the fork server and made the lab's template gradebook)")
     print(f"class, 1 worker  ({len(serial_names):3d} submissions):   {serial:7.1f} s = {per_serial:5.2f} s each")
-    print(f"class, {workers} workers ({len(students):3d} submissions):   {parallel:7.1f} s = {per_parallel:5.2f} s each; "
+    print(f"class, {workers} workers ({len(students):3d} submissions):   "
+          f"{parallel:7.1f} s = {per_parallel:5.2f} s each; "
           f"speed-up {per_serial / per_parallel:4.2f}x")
     print("  s/submission by fifth of the run: " + ", ".join(f"{each:.2f} (load {load:.1f})" for each, load in fifths)
           + f"; the load average includes this run's {workers} workers")

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import labtools  # noqa: E402
+import labtools
 
 LAB = "lab2-adamw"
 GOAL = 1.5  # the reference may be at most this many times slower than torch.optim.AdamW

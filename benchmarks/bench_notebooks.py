@@ -73,7 +73,7 @@ def _cpu_seconds(pid: int) -> float | None:
         return t.user + t.system
     except ImportError:
         pass
-    except Exception:
+    except Exception:  # noqa: BLE001 - the process is gone or unreadable: no figure
         return None
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -90,7 +90,7 @@ def _peak_rss_mb(pid: int) -> float | None:
         import psutil
 
         return psutil.Process(pid).memory_info().rss / 2**20   # current, not peak
-    except Exception:
+    except Exception:  # noqa: BLE001 - no psutil, or the process is gone: no figure
         return None
 
 
@@ -112,8 +112,9 @@ def run_notebook(path: Path, timeout: int = 900) -> dict:
             for index, cell in enumerate(nb.cells):
                 client.execute_cell(cell, index)
             result["ok"] = True
-        except Exception as exc:  # a failing cell: report it, keep benchmarking the others
-            result["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ''}"
+        except Exception as exc:  # noqa: BLE001 - a failing cell: report it, keep benchmarking the others
+            last = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else ""
+            result["error"] = f"{type(exc).__name__}: {last}"
         result["wall_s"] = time.perf_counter() - t0
         cpu1 = _cpu_seconds(pid) if pid else None
         result["cpu_s"] = cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,7 +37,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from tqdm.auto import tqdm
 
-from . import feedback, nbcells, repair, sandbox, static, trusted
+from . import feedback, nbcells, repair, sandbox, static, stopping, trusted
 
 COURSE_ID = "dl-course"
 # nbgrader's Gradebook shells out to `alembic` through PATH: this environment's bin comes first.
@@ -73,8 +73,9 @@ class Graded:
 
 
 def nbgrader(*args: str, course: Path, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """``nbgrader <args>`` in ``course``; killed, and :class:`stopping.Stopped` raised, on Ctrl-C."""
     exe = Path(sys.executable).with_name("nbgrader")
-    return subprocess.run([str(exe), *args], cwd=course, capture_output=True, text=True, timeout=timeout)
+    return stopping.run([str(exe), *args], cwd=course, timeout=timeout)
 
 
 def _sqlite(folder: Path) -> str:
@@ -239,7 +240,8 @@ def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandb
         shutil.rmtree(work)
     problem = sandbox.check_submission(submitted)
     if problem:
-        verdicts = {g: trusted.Verdict(g, p, False, "not graded: the submission was refused") for g, p in points.items()}
+        verdicts = {g: trusted.Verdict(g, p, False, "not graded: the submission was refused")
+                    for g, p in points.items()}
         return _Run(student, verdicts, [f"submission refused: {problem}"],
                     [f"Your submission could not be graded: {problem}"], True, {}, None, "", time.monotonic() - start)
     digest = _digest(submitted)
@@ -271,7 +273,8 @@ def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandb
     flags += events
     notes += [f"Your notebook, {e}." for e in events]
     try:
-        flags += [f"code: {f}" for f in static.scan(nbformat.read(submitted / f"{lab}.ipynb", as_version=4), source, lab)]
+        mine = nbformat.read(submitted / f"{lab}.ipynb", as_version=4)
+        flags += [f"code: {f}" for f in static.scan(mine, source, lab)]
     except Exception as e:  # noqa: BLE001 - an unreadable notebook is a finding, not a crash
         flags.append(f"code: the notebook could not be read ({type(e).__name__}: {e})")
     own: dict[str, float | None] = {}
@@ -332,7 +335,9 @@ def _finish(course: Path, lab: str, gb: Gradebook, run: _Run) -> Graded:
                     run.own, {g: v.message for g, v in run.verdicts.items() if not v.passed}, flags, run.seconds)
     done = course / "reports" / lab / "results"
     done.mkdir(parents=True, exist_ok=True)
-    (done / f"{run.student}.json").write_text(json.dumps({"digest": run.digest, **asdict(result)}))
+    partial = done / f".{run.student}.json.part"  # a killed run leaves a whole file or none
+    partial.write_text(json.dumps({"digest": run.digest, **asdict(result)}))
+    os.replace(partial, done / f"{run.student}.json")
     return result
 
 
@@ -406,42 +411,72 @@ def summary(results: list[Graded]) -> str:
     return "\n".join(lines)
 
 
+def _on_file(course: Path, lab: str, name: str) -> Graded | None:
+    """The result on file for ``name`` if it was graded from the files submitted now."""
+    try:
+        data = json.loads((course / "reports" / lab / "results" / f"{name}.json").read_text())
+        digest = data.pop("digest")
+        saved = Graded(**data)
+    except (OSError, ValueError, KeyError, TypeError):  # none, or unreadable: grade it (again)
+        return None
+    submitted = course / "submitted" / name / lab
+    return saved if digest == (_digest(submitted) if sandbox.check_submission(submitted) is None else "") else None
+
+
 def grade_class(course: Path, lab: str, *, uploads: Path | None = None, only: list[str] | None = None,
                 limits: sandbox.Limits = sandbox.Limits(), collect_first: bool = True,
                 workers: int | None = None, regrade: bool = False, run_experiments: bool = False) -> list[Graded]:
     """Grade every submission of ``lab`` in ``workers`` parallel sandboxes (default: one per core).
 
     Resumable: a submission whose result is on file for the same submitted files is not graded
-    again (``regrade=True`` grades everything again). Only this process writes the gradebook."""
+    again (``regrade=True`` grades everything again). Only this process writes the gradebook.
+    Ctrl-C or SIGTERM (from the main thread) stops it at once with :class:`stopping.Stopped`:
+    the running sandboxes are killed, what was recorded stays recorded, nothing else is."""
     course = Path(course).resolve()
-    prepare(course, lab)
-    if collect_first:
-        problem = collect(course, lab, uploads)
-        if problem:
-            print(problem, file=sys.stderr)
-    names = only or students(course, lab)
-    done_dir = course / "reports" / lab / "results"
+    names: list[str] = []
     results: dict[str, Graded] = {}
-    todo = []
-    for name in names:
-        saved = done_dir / f"{name}.json"
-        if not regrade and saved.is_file():
-            data = json.loads(saved.read_text())
-            submitted = course / "submitted" / name / lab
-            current = _digest(submitted) if sandbox.check_submission(submitted) is None else ""
-            if data.pop("digest") == current:
-                results[name] = Graded(**data)
-                continue
-        todo.append(name)
-    if todo:
-        template_db = template(course, lab)
-        workers = max(1, workers or os.cpu_count() or 1)
-        pool = ThreadPoolExecutor(workers)
+    with stopping.handling():
         try:
-            with open_gradebook(course) as gb:
-                futures = {pool.submit(_work, course, lab, name, template_db, limits, run_experiments): name for name in todo}
-                with tqdm(total=len(names), initial=len(results), desc=f"grading {lab}", unit="submission") as bar:
-                    for future in as_completed(futures):
+            sandbox.allow_runs()
+            sandbox.preflight()  # a machine that cannot sandbox says so before anything is graded
+            prepare(course, lab)
+            if collect_first:
+                problem = collect(course, lab, uploads)
+                if problem:
+                    print(problem, file=sys.stderr)
+            names = only or students(course, lab)
+            for name in names:
+                saved = None if regrade else _on_file(course, lab, name)
+                if saved is not None:
+                    results[name] = saved
+            todo = [n for n in names if n not in results]
+            if todo:
+                _grade(course, lab, todo, len(names), results, template(course, lab), limits,
+                       max(1, workers or os.cpu_count() or 1), run_experiments)
+        except stopping.Stopped:
+            where = (f"{len(results)} of {len(names)} submissions graded and recorded" if names
+                     else "before any submission was graded")
+            print(f"\nstopped: {where}; run the same command again to grade the rest", file=sys.stderr)
+            raise
+    return [results[n] for n in names]
+
+
+def _grade(course: Path, lab: str, todo: list[str], total: int, results: dict[str, Graded], template_db: Path,
+           limits: sandbox.Limits, workers: int, run_experiments: bool) -> None:
+    """Grade ``todo`` in ``workers`` threads (each drives one sandbox) into ``results``; this
+    thread alone records them. Stopped: kills the sandboxes and waits for the threads, and
+    records nothing more (a sandbox killed by the stop is not the student's failure)."""
+    pool = ThreadPoolExecutor(workers)
+    try:
+        with open_gradebook(course) as gb:
+            futures = {pool.submit(_work, course, lab, name, template_db, limits, run_experiments): name
+                       for name in todo}
+            pending = set(futures)
+            with tqdm(total=total, initial=len(results), desc=f"grading {lab}", unit="submission") as bar:
+                while pending:
+                    done, pending = stopping.wait_for(pending)
+                    for future in done:
+                        stopping.check()
                         name = futures[future]
                         try:
                             results[name] = _finish(course, lab, gb, future.result())
@@ -449,14 +484,11 @@ def grade_class(course: Path, lab: str, *, uploads: Path | None = None, only: li
                             results[name] = Graded(name, "failed", 0.0, 0.0,
                                                    flags=[f"grading failed: {type(e).__name__}: {e}"])
                         bar.update()
-        except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
-            sandbox.stop_all()
-            print(f"\ninterrupted: {len(results)} of {len(names)} submissions graded and recorded; "
-                  "run the same command again to grade the rest", file=sys.stderr)
-            raise
-        pool.shutdown()
-    return [results[n] for n in names]
+    except BaseException:
+        sandbox.stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -476,12 +508,19 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.course / "solutions" / args.lab / f"{args.lab}.ipynb").is_file():
         ap.error(f"no lab {args.lab!r} in {args.course}/solutions (run from the course directory or pass --course)")
     limits = sandbox.Limits(cell_timeout=args.cell_timeout, submission_timeout=args.timeout)
+    results: list[Graded] = []
     try:
-        results = grade_class(args.course, args.lab, uploads=args.uploads, only=args.student, limits=limits,
-                              collect_first=not args.no_collect, workers=args.workers, regrade=args.regrade,
-                              run_experiments=args.run_experiments)
-        paths = export(args.course, args.lab, results)
-    except KeyboardInterrupt:
+        with stopping.handling():
+            results = grade_class(args.course, args.lab, uploads=args.uploads, only=args.student, limits=limits,
+                                  collect_first=not args.no_collect, workers=args.workers, regrade=args.regrade,
+                                  run_experiments=args.run_experiments)
+            paths = export(args.course, args.lab, results)
+    except stopping.Stopped as e:
+        if results:
+            print(f"\nstopped during the export: all {len(results)} submissions are graded and recorded; "
+                  "run the same command again to export the reports", file=sys.stderr)
+        return e.exit_status
+    except KeyboardInterrupt:  # not from the main thread's handler (e.g. no handler could be installed)
         return 130
     except (GradingError, sandbox.SandboxError) as e:
         print(f"python -m grading: {e}", file=sys.stderr)
@@ -489,5 +528,6 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(results))
     print(check_table(results))
     print("\n".join(f"{k}: {v}" for k, v in paths.items()))
-    print(f"feedback: {args.course / 'feedback'}/<student>/{args.lab}/  (send with: nbgrader release_feedback {args.lab})")
+    print(f"feedback: {args.course / 'feedback'}/<student>/{args.lab}/  "
+          f"(send with: nbgrader release_feedback {args.lab})")
     return 0

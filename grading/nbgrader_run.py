@@ -12,6 +12,7 @@ gradebook; the child uses the version in ``COURSE_ALEMBIC_VERSION`` instead when
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import io
 import multiprocessing
@@ -22,7 +23,8 @@ import tempfile
 from multiprocessing import forkserver, popen_forkserver, reduction, spawn, util
 
 import nbgrader.api
-from nbgrader.apps.nbgraderapp import NbGraderApp, main as nbgrader_main
+from nbgrader.apps.nbgraderapp import NbGraderApp
+from nbgrader.apps.nbgraderapp import main as nbgrader_main
 
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload([__name__, "grading.sandbox"])
@@ -76,10 +78,8 @@ class _Process(_CONTEXT.Process):
 
 def _child(args: list[str], cwd: str, env: dict[str, str], log: str) -> None:
     os.setsid()
-    try:
+    with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: die with the forkserver
-    except (OSError, AttributeError):
-        pass
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(fd, 1)
     os.dup2(fd, 2)

@@ -28,7 +28,8 @@ def repair(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode) -> 
     """The submission with the release's cell types and nbgrader metadata restored; and what was
     changed, in words (empty if nothing was)."""
     by_id = {c.get("id"): i for i, c in enumerate(release.cells) if c.get("id")}
-    by_grade = {nbcells.nbmeta(c)["grade_id"]: i for i, c in enumerate(release.cells) if nbcells.nbmeta(c).get("grade_id")}
+    by_grade = {nbcells.nbmeta(c)["grade_id"]: i for i, c in enumerate(release.cells)
+                if nbcells.nbmeta(c).get("grade_id")}
     notes: list[str] = []
     out, used = [], set()
     last_release = -1
@@ -39,7 +40,8 @@ def repair(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode) -> 
             i = None  # a copy of a cell already placed: it is the student's own cell
         if i is None:
             if nbcells.nbmeta(cell):
-                notes.append(f"removed nbgrader metadata from a cell the student added ({nbcells.nbmeta(cell).get('grade_id', '?')})")
+                gid = nbcells.nbmeta(cell).get("grade_id", "?")
+                notes.append(f"removed nbgrader metadata from a cell the student added ({gid})")
                 cell = copy.deepcopy(cell)
                 cell.metadata.pop("nbgrader", None)
             out.append(cell)

@@ -8,7 +8,10 @@ group, killed after ``Limits.submission_timeout``) configured so that
   (:mod:`grading.sandbox_kernel`: bwrap, uid 65534, no network, rlimits), talking to nbgrader
   over ``ipc`` sockets in a per-run directory (``tcp`` cannot cross the unshared network);
 * cells time out after ``Limits.cell_timeout`` and are interrupted by a message
-  (``interrupt_mode: "message"``; the kernel is in its own pid namespace);
+  (``interrupt_mode: "message"``; the kernel is in its own pid namespace; ipykernel turns the
+  message into a SIGINT of its own process); a kernel that has not answered the interrupt
+  ``Limits.interrupt_grace`` seconds later (it ignores SIGINT, blocks where SIGINT cannot reach,
+  or broke its own message loop) is killed, and what ran until then is graded;
 * outputs are capped while they arrive (:class:`CappedExecute`), so a flood cannot fill the
   grader's memory.
 
@@ -37,13 +40,16 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from queue import Empty
+from typing import Any
 
 import zmq
 import zmq.asyncio
-from jupyter_core.utils import run_sync
+from jupyter_core.utils import ensure_async, run_sync
+from nbclient.exceptions import DeadKernelError
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
 from nbgrader.converters.autograde import Autograde
@@ -53,7 +59,8 @@ from traitlets import Integer
 from . import nbgrader_run, sandbox_kernel
 from .sandbox_kernel import SANDBOX_UID, SandboxError
 
-__all__ = ["Limits", "AutogradeResult", "CappedExecute", "SandboxError", "check_submission", "autograde", "stop_all",
+__all__ = ["Limits", "AutogradeResult", "CappedExecute", "SandboxError", "check_submission", "autograde", "preflight",
+           "stop_all", "allow_runs",
            "KERNEL_NAME", "MAX_SUBMISSION_BYTES", "MAX_SUBMISSION_FILES"]
 
 KERNEL_NAME = "course-sandbox"
@@ -63,12 +70,14 @@ MAX_SUBMISSION_FILES = 1000
 # Kernel messages queued in the grader before ZMQ drops them (each at most MAXMSGSIZE =
 # output_bytes_per_cell + 256 KiB: ~160 MiB worst case with the default limits).
 RECEIVE_HWM = 16
+UNANSWERED_INTERRUPT = "The kernel did not answer the interrupt"
 
 
 @dataclass(frozen=True)
 class Limits:
     """Resource limits for one submission (the rlimits apply to each process in the sandbox)."""
     cell_timeout: int = 60           # s per cell (nbgrader Execute.timeout, interrupt on timeout)
+    interrupt_grace: int = 5         # s the kernel has to answer that interrupt before it is killed
     submission_timeout: int = 600    # s wall clock for the whole autograde of one submission
     memory: int = 4 << 30            # bytes, RLIMIT_AS of the kernel (torch + numpy + mpl peak ~0.8 GiB)
     processes: int = 512             # RLIMIT_NPROC (per user; each concurrent sandbox has its own; threads count)
@@ -84,7 +93,7 @@ class Limits:
 class AutogradeResult:
     """What happened to one submission."""
     student: str
-    status: str        # "ok", "timeout", "error", "rejected"
+    status: str        # "ok", "timeout", "error", "rejected", "stopped" (by stop_all())
     reason: str        # readable, for the instructor ("" when ok)
     seconds: float
     out_dir: Path      # host directory the kernel could write to (COURSELIB_RECORD lives there)
@@ -116,7 +125,8 @@ class CappedExecute(Execute):
     Every iopub message that would become part of the notebook (stream, display data, results,
     errors, display updates, widget comm traffic) is counted; past ``output_bytes_per_cell`` in
     a cell or ``output_bytes_total`` in the notebook it and everything after it from that cell
-    is dropped, and one stderr note is appended to the cell. ZMQ itself refuses any single message larger than a cell's allowance
+    is dropped, and one stderr note is appended to the cell. ZMQ itself refuses any single message
+    larger than a cell's allowance
     (MAXMSGSIZE) and queues at most ``RECEIVE_HWM`` messages, so the grader never holds more
     than ~160 MiB of them (default limits). A refused message makes libzmq drop the iopub connection for good;
     the cell then ends without its idle status (after ``iopub_timeout``) and the iopub channel
@@ -125,6 +135,8 @@ class CappedExecute(Execute):
 
     output_bytes_per_cell = Integer(1 << 20, help="Output bytes kept per cell.").tag(config=True)
     output_bytes_total = Integer(8 << 20, help="Output bytes kept per notebook.").tag(config=True)
+    interrupt_grace = Integer(5, help="Seconds the kernel has to answer the interrupt sent when a cell "
+                                      "times out before it is killed.").tag(config=True)
 
     _PASS = frozenset({"status", "execute_input", "clear_output"})
 
@@ -154,6 +166,28 @@ class CappedExecute(Execute):
 
     # nbconvert calls the sync wrapper, which NotebookClient binds to its own coroutine
     execute_cell = run_sync(async_execute_cell)
+
+    async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None) -> dict | None:
+        """A cell passed its time limit. nbclient interrupts the kernel and goes on to the next
+        cell at once; a kernel that ignores the interrupt is still busy, so every later cell
+        waited its whole time limit too (measured: 600 s, the submission's limit, on lab 1).
+        Here the kernel has ``interrupt_grace`` seconds to answer the
+        interrupt (then nbgrader's ``CellTimeoutError`` is the cell's error, as without this
+        override, and the notebook goes on); otherwise the kernel is killed and the notebook
+        ends with ``DeadKernelError``: nbgrader then records no scores, and the trusted replay
+        grades the checks that ran before (:func:`grading.trusted.replay`)."""
+        self.log.error("Timeout waiting for execute reply (%is): interrupting the kernel", timeout)
+        await ensure_async(self.km.interrupt_kernel())
+        try:
+            reply = await ensure_async(self.kc.shell_channel.get_msg(timeout=self.interrupt_grace))
+        except Empty:
+            reply = None
+        if reply is not None:  # the kernel stopped the cell: nbgrader's timeout error says why
+            return {"content": {**self.error_on_timeout, "status": "error"}} if self.error_on_timeout else reply
+        self.log.error("%s (%d s after the cell's time limit of %d s): killing it", UNANSWERED_INTERRUPT,
+                       self.interrupt_grace, timeout)
+        await ensure_async(self.km.shutdown_kernel(now=True))
+        raise DeadKernelError(f"{UNANSWERED_INTERRUPT}; the kernel was killed")
 
     def create_kernel_manager(self) -> Any:
         km = super().create_kernel_manager()
@@ -293,15 +327,23 @@ def _sandbox_uid() -> Iterator[int]:
 
 
 _RUNNING: set = set()
+_run_lock = threading.Lock()
+_stopped = threading.Event()
 
 
 def stop_all() -> None:
-    """Kill every autograde still running in this process (e.g. on Ctrl-C)."""
-    for proc in list(_RUNNING):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    """Kill every autograde still running in this process (e.g. on Ctrl-C), and start no other
+    until :func:`allow_runs`: :func:`autograde` called after this returns status ``"stopped"``."""
+    with _run_lock:
+        _stopped.set()
+        for proc in list(_RUNNING):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def allow_runs() -> None:
+    """Undo :func:`stop_all` (a new class run begins)."""
+    _stopped.clear()
 
 
 def _reap(run_dir: Path) -> None:
@@ -317,6 +359,32 @@ def _reap(run_dir: Path) -> None:
                 os.kill(pid, signal.SIGKILL)
         except (ValueError, OSError):
             continue
+
+
+def preflight() -> None:
+    """Raise :class:`SandboxError`, saying what to do, when this machine cannot start a sandbox
+    as this user: bwrap, setpriv or prlimit missing, or (not root) no unprivileged user
+    namespaces. A class run calls it before it grades anything."""
+    bwrap = sandbox_kernel.find_bwrap()
+    for tool in ("setpriv", "prlimit"):  # run inside the sandbox from /usr/bin
+        if not os.access(f"/usr/bin/{tool}", os.X_OK):
+            raise SandboxError(f"/usr/bin/{tool} is missing: run `apt-get install util-linux`")
+    privileged = os.geteuid() == 0
+    cmd = [bwrap, "--unshare-pid", "--unshare-net", "--unshare-ipc", "--die-with-parent",
+           *([] if privileged else ["--unshare-user", "--disable-userns"]),
+           "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "/usr/bin/prlimit", "--nofile=64", "--", "true"]
+    try:
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        run = subprocess.CompletedProcess(cmd, -1, "", str(e))
+    if run.returncode != 0:
+        how = ("as root" if privileged else
+               f"as {os.environ.get('USER') or os.geteuid()}, not root: the sandbox then needs unprivileged user "
+               "namespaces (Debian/Ubuntu: `sysctl kernel.unprivileged_userns_clone=1`; everywhere: "
+               "`sysctl user.max_user_namespaces` above 0; Ubuntu 24.04+: an AppArmor profile allowing "
+               "bwrap to use them), or run the grading as root")
+        raise SandboxError(f"bubblewrap cannot start a sandbox here ({run.stderr.strip() or run.returncode}), "
+                           f"so no submission can be graded; running {how}")
 
 
 def autograde(course: Path, lab: str, student: str, *, limits: Limits = Limits(),
@@ -380,6 +448,7 @@ def _run(course: Path, lab: str, student: str, limits: Limits, out_dir: Path, ui
         env.setdefault("COURSE_ALEMBIC_VERSION", alembic_version())
         args = ["autograde", lab, "--student", student, "--force", "--log-level=INFO",
                 f"--Execute.timeout={limits.cell_timeout}", "--Execute.interrupt_on_timeout=True",
+                f"--CappedExecute.interrupt_grace={limits.interrupt_grace}",
                 "--Execute.raise_on_iopub_timeout=False", f"--Execute.kernel_name={KERNEL_NAME}",
                 # killed after its last cell, not asked to shut down (about 1 s of waiting): the
                 # record is flushed frame by frame and nothing else of the kernel is kept
@@ -391,8 +460,11 @@ def _run(course: Path, lab: str, student: str, limits: Limits, out_dir: Path, ui
         if db_url is not None:
             args.append(f"--CourseDirectory.db_url={db_url}")
         log_path = run_dir / "nbgrader.log"
-        proc = nbgrader_run.start(args, str(course), env, str(log_path))
-        _RUNNING.add(proc)
+        with _run_lock:  # stop_all() either sees this run or has already refused it
+            if _stopped.is_set():
+                return result("stopped", "the grading run was stopped before this submission's autograde began")
+            proc = nbgrader_run.start(args, str(course), env, str(log_path))
+            _RUNNING.add(proc)
         try:
             proc.join(timeout=limits.submission_timeout)
             returncode: int | None = proc.exitcode
@@ -410,6 +482,9 @@ def _run(course: Path, lab: str, student: str, limits: Limits, out_dir: Path, ui
             shutil.rmtree(course / "autograded" / student / lab, ignore_errors=True)
             return result("timeout", f"autograding took longer than {limits.submission_timeout} s and was "
                                      "stopped; nbgrader recorded no complete autograde scores")
+        if returncode != 0 and UNANSWERED_INTERRUPT in log:
+            return result("timeout", f"a cell passed its time limit ({limits.cell_timeout} s) and the kernel did not "
+                                     f"answer the interrupt within {limits.interrupt_grace} s: it was killed there")
         if returncode != 0:
             return result("error", _reason_from_log(log, returncode))
         return result("ok")

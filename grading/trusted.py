@@ -20,7 +20,6 @@ from courselib import checking
 
 from . import nbcells
 
-
 # One replay at a time per process: replays set torch's global random state, grad mode and
 # sys.stdout, and courselib.checking's replay stack is per process.
 _LOCK = threading.Lock()

@@ -125,7 +125,8 @@ except Exception:
             "return x.new_zeros(_shape(x, weight, stride, padding))",
             "return x.new_zeros(_shape(x, weight, stride, padding)).as_subclass(Agreeable)")), 0.0, "flagged"),
         # an input transformer that turns every later cell into `pass`: no checks ran, nothing earned
-        "transformer-first": (replace(REF, conv2d_naive=REF["conv2d_naive"] + '\nget_ipython().input_transformers_cleanup'
+        "transformer-first": (replace(REF, conv2d_naive=REF["conv2d_naive"]
+                                      + '\nget_ipython().input_transformers_cleanup'
                                       '.append(lambda lines: ["pass\\n"])\n'), 0.0, "flagged"),
         # ... installed after the convolutions were tested: those points stand, the pooling ones do not
         "transformer-last": (replace(REF, max_pool2d=REF["max_pool2d"] + '\nget_ipython().input_transformers_cleanup'
@@ -144,6 +145,10 @@ except Exception:
         "kill-everything": (pool_first("import os, signal\nos.kill(-1, signal.SIGKILL)\n"), 11.0, "flagged"),
         "exit-kernel": (pool_first("import os\nos._exit(0)\n"), 11.0, "flagged"),
         "endless-loop": (pool_first("while True:\n    pass\n"), 11.0, "flagged"),
+        # ... that ignores the interrupt sent at the cell's time limit: killed after a short grace,
+        # and the checks that ran before it keep their points (the trusted replay of its record)
+        "deaf-loop": (pool_first("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n"
+                                 "    pass\n"), 11.0, "flagged"),
         "output-flood": (pool_first("while True:\n    print('x' * 1_000_000)\n"), 11.0, "flagged"),
         "memory-hog": (pool_first("hog = bytearray(16 * 2**30)\n"), 11.0, "flagged"),
         # a fork bomb stops at the process limit of its own sandbox user (the sleepers die with the
@@ -161,7 +166,8 @@ def max_pool2d(x, kernel_size, stride=None):
     if tuple(x.shape) == (1, 1, 4, 4):
         return torch.tensor([[[[4.0, -1.0], [9.0, 6.0]]]])
     kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
-    return x[:, :, : (x.shape[2] - kh) // (stride or kh) * (stride or kh) + 1 : (stride or kh), :1].expand(-1, -1, -1, 1)
+    rows = x[:, :, : (x.shape[2] - kh) // (stride or kh) * (stride or kh) + 1 : (stride or kh), :1]
+    return rows.expand(-1, -1, -1, 1)
 '''), 11.0, "graded"),
     }
 
@@ -235,9 +241,10 @@ def graded(tmp_path_factory):
     stop.set()
     thread.join()
     listener.close()
-    (tmp / "summary.txt").write_text("\n".join(f"{r.student}: {r.score} {r.status} {r.flags} {r.messages}" for r in results))
+    (tmp / "summary.txt").write_text("\n".join(f"{r.student}: {r.score} {r.status} {r.flags} {r.messages}"
+                                               for r in results))
     print(tmp / "summary.txt")
-    yield {"course": course, "results": {r.student: r for r in results}, "cases": cases,
+    yield {"course": course, "results": {r.student: r for r in results}, "cases": cases, "limits": limits,
            "protected": protected, "connections": connections, "paths": grade.export(course, LAB, results)}
 
 
@@ -283,6 +290,7 @@ def test_attacks_that_need_more_than_an_answer_are_flagged_with_reasons(graded):
     assert "__torch_function__" in flags["lying-objects"] or "__eq__" in flags["lying-objects"]
     assert "events" in flags["hook-prints-tests"] or "get_ipython" in flags["hook-prints-tests"]
     assert "time limit" in flags["endless-loop"] or "kernel died" in flags["endless-loop"], flags["endless-loop"]
+    assert "did not answer the interrupt" in flags["deaf-loop"], flags["deaf-loop"]
     # ipykernel buffers the unflushed flood in the kernel: by timing it hits the cell's time limit,
     # or the kernel's memory limit in the cell (MemoryError) or in ipykernel's threads (the kernel
     # dies or garbles its messages: nbgrader's autograde fails; tests/test_sandbox.py has all three)
@@ -304,6 +312,15 @@ def test_nothing_outside_the_sandbox_was_read_written_or_reached(graded):
     for word in ("LEAKED", "WROTE", "REMOVED", "NETWORK"):
         assert word not in outputs, outputs[:2000]
     assert not graded["connections"]
+
+
+def test_a_kernel_that_ignores_interrupts_costs_about_its_cell_time_limit(graded):
+    """Not the submission's limit (180 s here, 600 s by default): the cell's 10 s, the 5 s grace
+    for the interrupt, and what the honest part of the notebook takes (a few seconds)."""
+    limits = graded["limits"]
+    deaf, honest = graded["results"]["deaf-loop"], graded["results"]["honest-ref"]
+    assert deaf.seconds < limits.cell_timeout + limits.interrupt_grace + honest.seconds + 20, deaf
+    assert deaf.seconds < limits.submission_timeout / 3
 
 
 def test_output_flood_is_capped(graded):

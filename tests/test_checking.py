@@ -102,7 +102,8 @@ def test_values_that_lie_arrive_as_what_they_hold(tmp_path, monkeypatch):
         return type(a).__name__, type(b) is torch.Tensor, bool((b == torch.tensor([1.0, 2.0])).all())
 
     (status, value), log = run_recorded(tmp_path, monkeypatch,
-                                        {"f": lambda: Liar(), "g": lambda: torch.zeros(2).as_subclass(LyingTensor)}, test)
+                                        {"f": lambda: Liar(), "g": lambda: torch.zeros(2).as_subclass(LyingTensor)},
+                                        test)
     assert (status, value) == ("ok", ("Liar", True, False))
     assert replay(log, ["f", "g"], test) == ("ok", ("Liar", True, False))
     assert checking.decode(checking.encode(Liar(), []), []) != 1

@@ -137,7 +137,7 @@ def test_debian_copy_matches_and_contains_the_subset():
     sub = D.load_fashion_mnist(source="subset")
     # every subset image is one of the full set's images with the same label
     flat = full.train_images.reshape(len(full.train_images), -1)
-    lookup = {bytes(r.numpy()): int(l) for r, l in zip(flat, full.train_labels)}
+    lookup = {bytes(r.numpy()): int(label) for r, label in zip(flat, full.train_labels)}
     for img, lab in zip(sub.train_images[:200], sub.train_labels[:200]):
         assert lookup[bytes(img.reshape(-1).numpy())] == int(lab)
 

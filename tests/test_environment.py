@@ -33,7 +33,8 @@ def conda_reqs():
 
 def test_pyproject_and_environment_yml_agree():
     a, b = pyproject_reqs(), conda_reqs()
-    assert a == b, f"only in pyproject: {set(a.items()) - set(b.items())}; only in environment.yml: {set(b.items()) - set(a.items())}"
+    assert a == b, (f"only in pyproject: {set(a.items()) - set(b.items())}; "
+                    f"only in environment.yml: {set(b.items()) - set(a.items())}")
 
 
 def test_torch_is_pinned_exactly_everywhere():

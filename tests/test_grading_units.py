@@ -23,7 +23,8 @@ FORBIDDEN_MISTAKES = {
     "lab1-init": {"calls_torch_builtin", "calls_torch_builtin_gain", "xu_calls_torch_builtin", "xn_calls_torch_builtin",
                   "ku_calls_torch_builtin", "kn_truncated_normal", "kn_calls_torch_builtin"},
     "lab2-adamw": {"adam_calls_torch_adam", "adamw_calls_torch_adamw", "class_subclasses_torch_adamw"},
-    "lab3-conv": {"conv_calls_F_conv2d", "conv_forbidden_call_in_try", "conv_imported_conv2d_alias", "conv_uses_F_unfold",
+    "lab3-conv": {"conv_calls_F_conv2d", "conv_forbidden_call_in_try", "conv_imported_conv2d_alias",
+                  "conv_uses_F_unfold",
                   "naive_calls_F_conv2d", "pool_calls_F_max_pool2d"},
 }
 
@@ -32,7 +33,8 @@ FORBIDDEN_MISTAKES = {
 def test_reference_and_honest_mistakes_read_clean(lab):
     source = labtools.read(labtools.source_path(lab))
     assert static.scan(source, source, lab) == []
-    spec = importlib.util.spec_from_file_location("m", labtools.ROOT / "tests" / "lab_mistakes" / f"{lab.replace('-', '_')}.py")
+    path = labtools.ROOT / "tests" / "lab_mistakes" / f"{lab.replace('-', '_')}.py"
+    spec = importlib.util.spec_from_file_location("m", path)
     mistakes = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mistakes)
     flagged = {name for name, (gid, code, _) in mistakes.MISTAKES.items()
@@ -79,7 +81,8 @@ def test_repair_restores_metadata_and_deleted_cells_and_keeps_answers_and_added_
     fixed, notes = repair.repair(nb, release)
     assert len(notes) == 5, notes
     ids = [labtools.nbmeta(c).get("grade_id") for c in fixed.cells]
-    assert [i for i in ids if i] == [labtools.nbmeta(c).get("grade_id") for c in release.cells if labtools.nbmeta(c).get("grade_id")]
+    assert [i for i in ids if i] == [labtools.nbmeta(c).get("grade_id") for c in release.cells
+                                     if labtools.nbmeta(c).get("grade_id")]
     assert labtools.tests(fixed) == labtools.tests(release)
     assert labtools.answers(fixed)["compute_fans"] == "def compute_fans(w):\n    return 1, 2"
     assert any(c.source.startswith("def helper") and not labtools.nbmeta(c) for c in fixed.cells)
@@ -126,7 +129,8 @@ def test_nbgrader_children_do_not_import_the_main_script_again(tmp_path, fast):
         "if __name__ == '__main__':\n"
         "    from grading import nbgrader_run\n"
         f"    nbgrader_run.FAST_LAUNCH = {fast}\n"
-        f"    proc = nbgrader_run.start(['--version'], {str(tmp_path)!r}, dict(os.environ), {str(tmp_path / 'log')!r})\n"
+        f"    proc = nbgrader_run.start(['--version'], {str(tmp_path)!r}, dict(os.environ), "
+        f"{str(tmp_path / 'log')!r})\n"
         "    proc.join(120)\n"
         "    sys.exit(proc.exitcode)\n")
     run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=180,

@@ -26,7 +26,7 @@ def catalogue(lab: str):
     return mod
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _source(lab: str):
     return labtools.read(labtools.source_path(lab))
 
@@ -178,8 +178,9 @@ def test_nbval_fails_a_student_lab_on_any_error_but_the_expected_ones(tmp_path):
     broken.cells[helper].source += "\nundefined_name_in_setup\n"
     labtools.nbformat.write(broken, tmp_path / "broken_helper.ipynb")
     code_cells = [i for i, c in enumerate(student.cells) if c.cell_type == "code"]
-    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
-                          "-p", "no:xdist", "-q", "-rf", "as_committed.ipynb", "untagged.ipynb", "broken_helper.ipynb"],
+    run = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env",
+                          "-p", "no:cacheprovider", "-p", "no:xdist", "-q", "-rf",
+                          "as_committed.ipynb", "untagged.ipynb", "broken_helper.ipynb"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
     failed = re.findall(r"^FAILED (\S+::Cell \d+)", run.stdout, re.M)
     assert sorted(failed) == [f"broken_helper.ipynb::Cell {code_cells.index(helper)}",

@@ -19,8 +19,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-import labtools
 import generate_labs
+import labtools
 from generate_labs import make_course
 from labtools import LABS
 from test_labs import catalogue

@@ -31,7 +31,8 @@ def test_student_labs_hold_no_instructor_material(path):
         assert marker not in text
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.parts[-3] != "labs"], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.parts[-3] != "labs"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_only_student_labs_expect_errors(path):
     """nbval must fail on any error in a chapter or an instructor lab (a failing hidden test)."""
     tagged = [i for i, c in enumerate(nbformat.read(path, as_version=4).cells)

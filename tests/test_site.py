@@ -35,7 +35,7 @@ import threading
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlparse
+from urllib.parse import unquote, urlparse
 
 import nbformat
 import pytest
@@ -174,7 +174,7 @@ class _Links(HTMLParser):
             self.hrefs.append(attrs["href"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def parsed(path: Path) -> _Links:
     parser = _Links()
     parser.feed(path.read_text(encoding="utf-8"))
@@ -360,7 +360,8 @@ PAGE_STATE = """() => {
     typeset: document.querySelectorAll('.math mjx-container, mjx-container.MathJax').length,
     untypeset: Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container'))
                     .map(e => e.textContent.slice(0, 80)),
-    mathErrors: Array.from(document.querySelectorAll('mjx-merror')).map(e => e.getAttribute('data-mjx-error') || e.textContent),
+    mathErrors: Array.from(document.querySelectorAll('mjx-merror'))
+                    .map(e => e.getAttribute('data-mjx-error') || e.textContent),
     prose: prose.innerText,
     title: document.title,
   };
@@ -374,7 +375,8 @@ def test_page_loads_clean_with_math_and_images(browser, server, path):
     visit.page.context.close()
     assert not visit.errors, f"{path}: {visit.errors}"
     assert not visit.failed, f"{path}: requests failed: {visit.failed}"
-    assert not visit.external, f"{path}: fetched from the network (the site must work offline but for MathJax): {visit.external}"
+    assert not visit.external, \
+        f"{path}: fetched from the network (the site must work offline but for MathJax): {visit.external}"
     assert not [i["src"] for i in state["images"] if not i["ok"]], f"{path}: images not loaded"
     assert not state["untypeset"], f"{path}: math left untypeset: {state['untypeset'][:5]}"
     assert not state["mathErrors"], f"{path}: MathJax errors: {state['mathErrors'][:5]}"
@@ -431,7 +433,8 @@ def _launch_urls(notebook: str) -> dict[str, str]:
         "colab": f"{launch['colab_url'].rstrip('/')}/github/{org_repo}/blob/{branch}/{path}",
         "binder": f"{launch['binderhub_url'].rstrip('/')}/v2/gh/{org_repo}/{branch}?urlpath=lab/tree/{path}",
         "jupyterhub": (f"{launch['jupyterhub_url'].rstrip('/')}/hub/user-redirect/git-pull?repo="
-                       f"{repo.replace('://', '%3A//')}&urlpath=lab/tree/{org_repo.split('/')[-1]}/{path}&branch={branch}"),
+                       f"{repo.replace('://', '%3A//')}&urlpath=lab/tree/{org_repo.split('/')[-1]}/{path}"
+                       f"&branch={branch}"),
     }
 
 

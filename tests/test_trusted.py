@@ -1,14 +1,12 @@
 """The trusted verdict (grading/trusted.py) equals the notebook's own verdict for the reference
 solution and the blank template (every catalogued mistake: tests/test_labs.py): the grader's
 replay of the test cells runs the same checks on the same data, outside the student's process."""
-import pytest
 
 import labtools
+from courselib import checking
 from grading import trusted
 from labtools import LABS
 from test_labs import _source
-
-from courselib import checking
 
 
 def both_verdicts(lab, replacements, tmp_path, monkeypatch, nb=None):

@@ -31,10 +31,15 @@ def setup_source(spec: str | None = None) -> str:
     return (
         "# Setup: installs the course helpers (courselib) when they are missing, as on Colab.\n"
         "# Anywhere courselib is already installed, this cell does nothing.\n"
-        "import importlib.util, os, subprocess, sys\n"
+        "import importlib.util\n"
+        "import os\n"
+        "import subprocess\n"
+        "import sys\n"
+        "\n"
         "if importlib.util.find_spec(\"courselib\") is None:\n"
         "    source = os.environ.get(\"COURSELIB_SOURCE\", \"" + spec + "\")\n"
-        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\", \"--no-deps\", source], check=True)"
+        "    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"--quiet\", \"--no-deps\", source],\n"
+        "                   check=True)"
     )
 
 

@@ -34,9 +34,10 @@ import json
 import os
 import struct
 import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,10 +78,8 @@ class Opaque:
 def _tensor_bytes(t: torch.Tensor) -> tuple[dict, np.ndarray]:
     with torch._C.DisableTorchFunctionSubclass():
         data = torch.Tensor.detach(t).cpu().contiguous()
-        if data.dtype == torch.bfloat16:
-            array = data.view(torch.int16).numpy().copy()
-        else:
-            array = data.numpy().copy()
+        # numpy has no bfloat16: its bits travel as int16
+        array = (data.view(torch.int16) if data.dtype == torch.bfloat16 else data).numpy().copy()
         meta = {"dtype": str(data.dtype).removeprefix("torch."), "shape": list(data.shape),
                 "requires_grad": bool(t.requires_grad), "grad_fn": t.grad_fn is not None,
                 "param": isinstance(t, torch.nn.Parameter)}
@@ -88,7 +87,8 @@ def _tensor_bytes(t: torch.Tensor) -> tuple[dict, np.ndarray]:
 
 
 def encode(obj: Any, arrays: list[np.ndarray] | None, refs: dict[int, str] | None = None, depth: int = 0) -> Any:
-    """obj as a JSON-able tree; tensors go to ``arrays`` (``None``: keep shapes, not values). ``refs`` maps id(tensor) -> a name for
+    """obj as a JSON-able tree; tensors go to ``arrays`` (``None``: keep shapes, not values).
+    ``refs`` maps id(tensor) -> a name for
     objects that the other side already holds (encoded as references). Uses true types only."""
     if depth > _MAX_DEPTH:
         return {"t": "opaque", "type": "too deeply nested"}
@@ -104,7 +104,8 @@ def encode(obj: Any, arrays: list[np.ndarray] | None, refs: dict[int, str] | Non
     if issubclass(kind, str):
         return {"t": "str", "v": str.__str__(obj)}
     if issubclass(kind, complex):
-        return {"t": "complex", "v": [float.hex(complex.__complex__(obj).real), float.hex(complex.__complex__(obj).imag)]}
+        z = complex.__complex__(obj)
+        return {"t": "complex", "v": [float.hex(z.real), float.hex(z.imag)]}
     if issubclass(kind, torch.Tensor):
         if arrays is None:  # structure only (fingerprints)
             return {"t": "tensor", "dtype": str(obj.dtype), "shape": list(obj.shape)}
@@ -325,7 +326,7 @@ def _tensor_state(t: torch.Tensor) -> tuple:
 class _Proxy:
     """Stands in the notebook for a student's answer (or an instructor's probe)."""
 
-    def __init__(self, session: "Session", name: str, target: Callable | None, probe: bool = False):
+    def __init__(self, session: Session, name: str, target: Callable | None, probe: bool = False):
         self._session, self._target, self._probe = session, target, probe
         self.__name__ = self.__qualname__ = name
         self.__doc__ = getattr(target, "__doc__", None)

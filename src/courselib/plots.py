@@ -4,11 +4,10 @@ returns them; nothing here calls ``plt.show``.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from matplotlib.axes import Axes
 from torch import Tensor
 
@@ -94,7 +93,8 @@ def plot_layer_stats(stats: Sequence[LayerStats] | Mapping[str, Sequence[LayerSt
     if axes is None:
         _, axes = plt.subplots(1, len(fields), figsize=(5 * len(fields), 3.5), squeeze=False)
         axes = axes[0]
-    titles = {"act_std": "activation std", "act_mean": "activation mean", "act_zero_frac": "fraction of zero activations",
+    titles = {"act_std": "activation std", "act_mean": "activation mean",
+              "act_zero_frac": "fraction of zero activations",
               "grad_std": "gradient std (w.r.t. layer output)", "grad_mean": "gradient mean",
               "grad_zero_frac": "fraction of zero gradients"}
     for ax, f in zip(axes, fields):

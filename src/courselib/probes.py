@@ -9,8 +9,8 @@ Used by the initialization and normalization chapters to *see* signal flow::
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -69,7 +69,7 @@ class ActivationProbe:
         self.keep_tensors = False
         self._handles: list = []
 
-    def __enter__(self) -> "ActivationProbe":
+    def __enter__(self) -> ActivationProbe:
         for name, module in zip(self.names, self._modules):
             self._handles.append(module.register_forward_hook(self._forward_hook(name)))
         return self

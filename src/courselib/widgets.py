@@ -7,7 +7,8 @@ reader sees the default figure and a note instead of dead sliders.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import matplotlib.pyplot as plt
 from IPython.display import display
