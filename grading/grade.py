@@ -453,10 +453,11 @@ def grade_class(course: Path, lab: str, *, uploads: Path | None = None, only: li
             if todo:
                 _grade(course, lab, todo, len(names), results, template(course, lab), limits,
                        max(1, workers or os.cpu_count() or 1), run_experiments)
-        except stopping.Stopped:
-            where = (f"{len(results)} of {len(names)} submissions graded and recorded" if names
-                     else "before any submission was graded")
-            print(f"\nstopped: {where}; run the same command again to grade the rest", file=sys.stderr)
+        except BaseException:
+            if stopping.requested():  # Stopped, or what the stop made fail
+                where = (f"{len(results)} of {len(names)} submissions graded and recorded" if names
+                         else "before any submission was graded")
+                print(f"\nstopped: {where}; run the same command again to grade the rest", file=sys.stderr)
             raise
     return [results[n] for n in names]
 

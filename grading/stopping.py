@@ -58,7 +58,8 @@ def check() -> None:
 @contextlib.contextmanager
 def handling() -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM only set the stop flag (main thread only; elsewhere,
-    or nested in another ``handling()``, the handlers already in place stay)."""
+    or nested in another ``handling()``, the handlers already in place stay). The block ends
+    with :class:`Stopped` if a signal came, also when it ended with another error then."""
     global _signum
     if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is _handler:
         yield
@@ -68,6 +69,10 @@ def handling() -> Iterator[None]:
     old = {s: signal.signal(s, _handler) for s in _SIGNALS}
     try:
         yield
+    except Exception as e:  # e.g. a tool outside our control that died of the terminal's Ctrl-C
+        if _requested.is_set():
+            raise Stopped(_signum or signal.SIGINT) from e
+        raise
     finally:
         for s, h in old.items():
             signal.signal(s, h)

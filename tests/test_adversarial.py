@@ -81,20 +81,19 @@ def replace(base: dict, **changes) -> dict:
     return {**base, **changes}
 
 
-def attacks(course: Path, port: int) -> dict[str, tuple[dict, float, str]]:
-    """student id -> (answer sources, exact expected score, expected status)."""
-    secrets = [course / "solutions" / LAB / f"{LAB}.ipynb", course / "gradebook.db",
-               course / "submitted" / "honest-ref" / LAB / f"{LAB}.ipynb", Path.home() / ".bashrc", Path("/etc/shadow"),
-               Path(labtools.ROOT) / "solutions" / LAB / f"{LAB}.ipynb"]
-    snoop = f'''
-import os, socket, pathlib
-for p in {[str(p) for p in secrets]!r}:
+def snoop_code(reads: list[Path], port: int, writes: list[Path] = ()) -> str:
+    """A student's code that prints LEAKED, WROTE, REMOVED or NETWORK for each file it can read
+    (or folder it can list), write or remove, and if it can connect to ``port`` on loopback."""
+    return f'''
+import os, socket
+print("UID", os.getuid())
+for p in {[str(p) for p in reads]!r}:
     try:
         data = os.listdir(p) if os.path.isdir(p) else open(p, "rb").read(100)
         print("LEAKED", p, len(data))
-    except Exception as e:
+    except Exception:
         pass
-for p in {[str(course / "gradebook.db"), str(course / "submitted" / "honest-ref" / LAB / f"{LAB}.ipynb")]!r}:
+for p in {[str(p) for p in writes]!r}:
     try:
         with open(p, "ab") as fh:
             fh.write(b"x")
@@ -112,6 +111,15 @@ try:
 except Exception:
     pass
 '''
+
+
+def attacks(course: Path, port: int) -> dict[str, tuple[dict, float, str]]:
+    """student id -> (answer sources, exact expected score, expected status)."""
+    secrets = [course / "solutions" / LAB / f"{LAB}.ipynb", course / "gradebook.db",
+               course / "submitted" / "honest-ref" / LAB / f"{LAB}.ipynb", Path.home() / ".bashrc", Path("/etc/shadow"),
+               Path(labtools.ROOT) / "solutions" / LAB / f"{LAB}.ipynb"]
+    snoop = snoop_code(secrets, port, writes=[course / "gradebook.db",
+                                              course / "submitted" / "honest-ref" / LAB / f"{LAB}.ipynb"])
     pool_first = lambda code: replace(REF, max_pool2d=code + REF["max_pool2d"])  # noqa: E731
     return {
         # honest submissions, graded alongside: their grades must be untouched

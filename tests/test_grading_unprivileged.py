@@ -29,7 +29,7 @@ import pytest
 import labtools
 from generate_labs import make_course
 from grading import sandbox
-from test_adversarial import LAB, REF, student_notebook
+from test_adversarial import LAB, REF, snoop_code, student_notebook
 from test_labs import catalogue
 
 pytestmark = pytest.mark.pipeline
@@ -72,21 +72,7 @@ def snoop(course: Path, home: Path, port: int) -> str:
     secrets = [home / "secret.txt", home, course / "gradebook.db", course / "solutions" / LAB / f"{LAB}.ipynb",
                course / "submitted" / "honest-ref" / LAB / f"{LAB}.ipynb",
                labtools.ROOT / "solutions" / LAB / f"{LAB}.ipynb", Path("/etc/shadow")]
-    return f'''
-import os, socket
-print("UID", os.getuid())
-for p in {[str(p) for p in secrets]!r}:
-    try:
-        data = os.listdir(p) if os.path.isdir(p) else open(p, "rb").read(100)
-        print("LEAKED", p, len(data))
-    except Exception:
-        pass
-try:
-    socket.create_connection(("127.0.0.1", {port}), timeout=2)
-    print("NETWORK")
-except Exception:
-    pass
-''' + REF["conv2d_naive"]
+    return snoop_code(secrets, port) + REF["conv2d_naive"]
 
 
 def the_class(course: Path, home: Path, port: int) -> dict[str, tuple[dict, float]]:

@@ -124,3 +124,13 @@ def test_waiting_for_results_stops_at_once():
             signal_self_after(0.3)
             stopping.wait_for({slow})
         assert time.monotonic() - start < 1.5
+
+
+def test_an_error_caused_by_the_stop_ends_the_block_as_a_stop():
+    """A child killed by the terminal's Ctrl-C makes its caller fail: that failure is the stop."""
+    with expect_stop():
+        signal_self_after(0.0).join()
+        time.sleep(0.1)
+        raise subprocess.CalledProcessError(-2, ["alembic", "heads"])
+    with pytest.raises(ValueError), stopping.handling():  # without a signal, an error is only an error
+        raise ValueError("not a stop")
