@@ -47,6 +47,8 @@ lab: $(STAMP)
 
 # One torch thread per test worker: JOBS workers x 2 threads on 2 cores oversubscribe the
 # CPU and OpenMP's spinning threads slow every notebook down several times over.
+# --dist loadscope: a notebook's cells run in one kernel, in order; conftest.py makes the
+# chapters' nbval runs and the website tests one scope (the build reuses nbval's executions).
 test: $(STAMP) sandbox-deps browser-deps data-deps postgres-deps lint
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(JOBS) --dist loadscope
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import functools
 import json
 import os
@@ -308,21 +309,44 @@ def alembic_version() -> str:
 
 # RLIMIT_NPROC counts the processes and threads of a *user*: sandboxes running at the same time
 # get users of their own, so a fork bomb in one cannot starve another. One at a time: nobody.
+# Other grading processes on the machine (a second class run, parallel test workers) draw from
+# the same pool: each uid in use is held with a lock file (released when its holder exits).
 UID_POOL = (SANDBOX_UID, *range(64001, 64001 + 255))
+UID_LOCKS = Path(tempfile.gettempdir()) / "course-grading-uids"
 _free_uids = list(UID_POOL)
 _uid_lock = threading.Lock()
 
 
+def _claim(uid: int) -> int | None:
+    """An open file descriptor holding ``uid`` for this process, or None if another holds it."""
+    if os.geteuid() != 0:  # without root the kernel keeps the instructor's uid: nothing to share
+        return os.open(os.devnull, os.O_RDONLY)
+    UID_LOCKS.mkdir(mode=0o700, exist_ok=True)
+    fd = os.open(UID_LOCKS / str(uid), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 @contextlib.contextmanager
 def _sandbox_uid() -> Iterator[int]:
+    """A uid of :data:`UID_POOL` that no other sandbox on this machine is using."""
     with _uid_lock:
-        if not _free_uids:
-            raise SandboxError(f"more than {len(UID_POOL)} sandboxes at once")
-        uid = _free_uids.pop(0)
+        for uid in _free_uids:
+            fd = _claim(uid)
+            if fd is not None:
+                _free_uids.remove(uid)
+                break
+        else:
+            raise SandboxError(f"more than {len(UID_POOL)} sandboxes at once on this machine")
     try:
         yield uid
     finally:
         with _uid_lock:
+            os.close(fd)
             _free_uids.insert(0, uid) if uid == SANDBOX_UID else _free_uids.append(uid)
 
 

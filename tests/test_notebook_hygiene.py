@@ -38,3 +38,18 @@ def test_only_student_labs_expect_errors(path):
     tagged = [i for i, c in enumerate(nbformat.read(path, as_version=4).cells)
               if "raises-exception" in c.metadata.get("tags", [])]
     assert not tagged, f"cells {tagged} are tagged raises-exception"
+
+
+def test_pytest_collects_every_cell_of_every_notebook_for_nbval():
+    """`pytest` (pyproject.toml's testpaths and addopts) runs every notebook under nbval."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:xdist",
+                          "-p", "no:cacheprovider", "--ignore=tests"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    collected = [line.split("::")[0] for line in run.stdout.splitlines() if ".ipynb::Cell " in line]
+    for path in NOTEBOOKS:
+        code = sum(c.cell_type == "code" for c in nbformat.read(path, as_version=4).cells)
+        assert collected.count(str(path.relative_to(ROOT))) == code, (path, run.stdout[-2000:])
+    assert len(collected) == sum(collected.count(str(p.relative_to(ROOT))) for p in NOTEBOOKS)

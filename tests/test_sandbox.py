@@ -467,3 +467,23 @@ def test_sandbox_overhead(course, tmp_path):
         assert score(course, "torch_plain") == 2.0
     print(f"\nautograde of one torch submission: sandboxed {statistics.median(boxed):.2f} s, "
           f"plain kernel {statistics.median(plain):.2f} s")
+
+
+def test_grading_processes_running_at_once_never_share_a_sandbox_user():
+    """RLIMIT_NPROC is per user: a fork bomb graded by one process (another class run, another
+    test worker) must not count against the kernels of another."""
+    from grading import sandbox
+
+    code = ("import sys\nfrom grading import sandbox\nwith sandbox._sandbox_uid() as uid:\n"
+            "    print(uid, flush=True)\n    sys.stdin.read()\n")
+    other = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        theirs = int(other.stdout.readline())
+        with sandbox._sandbox_uid() as mine, sandbox._sandbox_uid() as also_mine:
+            assert len({theirs, mine, also_mine}) == 3
+            assert {theirs, mine, also_mine} <= set(sandbox.UID_POOL)
+    finally:
+        other.communicate("", timeout=60)
+    with sandbox._sandbox_uid() as after:  # released when the other process ended
+        assert after in sandbox.UID_POOL

@@ -1,8 +1,9 @@
 """The course website as readers meet it.
 
 The book is built once, as ``make book`` builds it (tools/build_book.py: warnings are errors,
-every chapter executed, a cell error fails the build); nbval also executes every chapter, on its
-own (pyproject.toml's testpaths). Then headless Chromium (Debian's
+every chapter executed, a cell error fails the build). In ``make test`` nbval runs the chapters
+first, in the same worker (conftest.py), and the build shows nbval's outputs of each chapter it
+ran without error instead of executing it again. Then headless Chromium (Debian's
 package, driven by Playwright) opens every page over HTTP, as a first-time reader:
 
 - no console errors, no uncaught exceptions, no failed request, nothing fetched from the
@@ -74,10 +75,14 @@ LABS = [p for p in NOTEBOOK_PAGES if p.startswith("labs/")]
 
 # --- the build ------------------------------------------------------------------------------
 
+BUILD_LOG: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def site() -> Path:
     result = build_book.build(ROOT, quiet=True)
     log = result.stdout + result.stderr
+    BUILD_LOG.append(log)
     problems = [line for line in log.splitlines()
                 if re.search(r"WARNING|ERROR|Error|Traceback|Exception", line)]
     assert result.returncode == 0, (
@@ -90,6 +95,19 @@ def test_every_page_of_the_toc_is_built(site):
     missing = [p for p in PAGES if not (site / f"{p}.html").exists()]
     assert not missing, f"pages in _toc.yml with no HTML: {missing}"
     assert (site / "index.html").exists() and (site / "search.html").exists()
+
+
+def test_chapters_nbval_ran_are_shown_from_that_run_not_executed_again(site, request):
+    """Each chapter executes once per `make test`: nbval's run (conftest.py) fills the build's
+    execution cache. Chapters nbval did not run in this process were executed by the build."""
+    log = BUILD_LOG[-1]
+    for chapter in getattr(request.config, "recorded_chapters", []):
+        path = ROOT / f"{chapter}.ipynb"
+        assert f"{path}: Using cached notebook" in log, chapter
+        assert f"{path}: Executing notebook" not in log, chapter
+    for chapter in CHAPTERS:
+        path = ROOT / f"{chapter}.ipynb"
+        assert f"{path}: Using cached notebook" in log or f"{path}: Executed notebook" in log, chapter
 
 
 def write_mini_book(tmp_path: Path, cell: str | None = None, markdown: str | None = None) -> Path:

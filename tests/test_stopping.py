@@ -36,6 +36,7 @@ FINALISER = textwrap.dedent("""
             pass
 
     if sys.argv[1] == "python":
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
         try:
             step()
             print("carried on")

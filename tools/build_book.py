@@ -7,24 +7,33 @@ every notebook executed (an error in a cell fails the build: ``_config.yml``).
 
 Jupyter Book 1's execution cache keys on a notebook's code cells only, so a change in
 ``src/courselib`` (code or shipped data) would leave chapters executed with the old
-helpers. The build records a hash of courselib beside the cache; when the hash changes it
-drops the cache and rebuilds every page (``--all``: Sphinx itself re-reads only the sources
-that changed), so every chapter is executed again.
+helpers. The cache records the hash of the courselib its outputs were made with; when the hash
+changes the cache is dropped, and the build rebuilds every page (``--all``: Sphinx itself
+re-reads only the sources that changed), so every chapter is executed again.
+
+nbval's run of the chapters (``make test``) puts each chapter it executed without error into
+the same cache (:func:`record_execution`, called by the repository's ``conftest.py``), so the
+website build that follows uses those outputs instead of executing the chapter a second time.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSELIB = ROOT / "src" / "courselib"
 # ipykernel 7.4 logs this for every kernel started over local TCP (the build's kernels are
 # local and short-lived); left out of the build's output so that real warnings stand out.
 KERNEL_NOISE = "Kernel is running over TCP without encryption"
+CACHE = "_build/.jupyter_cache"  # Jupyter Book's default, relative to the book's folder
+CACHE_STAMP = "courselib-hash"   # in the cache: the courselib its outputs were made with
 
 
 def courselib_hash(courselib: Path = COURSELIB) -> str:
@@ -34,6 +43,37 @@ def courselib_hash(courselib: Path = COURSELIB) -> str:
         digest.update(path.relative_to(courselib).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def prepare_cache(cache: Path, courselib: Path = COURSELIB) -> bool:
+    """Drop the execution cache ``cache`` if its outputs were made with another courselib (or
+    it does not say); returns whether it was dropped."""
+    current = courselib_hash(courselib)
+    stamp = cache / CACHE_STAMP
+    if stamp.is_file() and stamp.read_text().strip() == current:
+        return False
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    stamp.write_text(current + "\n")
+    return True
+
+
+def record_execution(notebook: Path, executed: nbformat.NotebookNode, seconds: float,
+                     cache: Path = ROOT / CACHE) -> None:
+    """Put ``executed`` (``notebook`` with the outputs of a run without errors, e.g. nbval's)
+    into the website build's execution cache, which then shows those outputs instead of
+    executing the notebook again."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    prepare_cache(cache)
+    executed.metadata.setdefault("language_info", {  # as ipykernel reports it
+        "name": "python", "version": platform.python_version(), "mimetype": "text/x-python",
+        "file_extension": ".py", "pygments_lexer": "ipython3", "nbconvert_exporter": "python",
+        "codemirror_mode": {"name": "ipython", "version": 3}})
+    get_cache(str(cache)).cache_notebook_bundle(
+        CacheBundleIn(executed, str(Path(notebook).resolve()), data={"execution_seconds": seconds}),
+        check_validity=False, overwrite=True)
 
 
 def build(path_output: Path = ROOT, quiet: bool = False, source: Path = ROOT,
@@ -47,10 +87,9 @@ def build(path_output: Path = ROOT, quiet: bool = False, source: Path = ROOT,
     stamp = build_dir / ".courselib-hash"
     current = courselib_hash(courselib)
     changed = not stamp.exists() or stamp.read_text().strip() != current
-    if changed:
-        if (build_dir / ".jupyter_cache").exists():
-            print("courselib changed since the last build: re-executing every notebook", flush=True)
-        shutil.rmtree(build_dir / ".jupyter_cache", ignore_errors=True)
+    had_cache = (build_dir / ".jupyter_cache").exists()
+    if prepare_cache(build_dir / ".jupyter_cache", courselib) and had_cache:
+        print("courselib changed since the last build: re-executing every notebook", flush=True)
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(source), "-W", "-n", "--keep-going"]
     if changed:
