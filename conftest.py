@@ -89,7 +89,8 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     for number, cell in enumerate(code):
         cell.outputs = run["cells"][number]
         cell.execution_count = number + 1
-    sys.path.insert(0, str(ROOT / "tools"))
+    if str(ROOT / "tools") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tools"))
     import build_book
 
     build_book.record_execution(chapter, nb, time.monotonic() - run["start"])
