@@ -3,10 +3,10 @@ each chapter is executed once per test run.
 
 - xdist (``--dist loadscope``): every test module, test class and notebook is a scope of its
   own, run in one worker (a notebook's cells in order, in one kernel), except the chapters'
-  nbval runs and the website tests (tests/test_site.py), which form one scope, run in that
-  order. (``--dist loadgroup`` with ``xdist_group`` marks would say the same, but pytest-xdist
-  3.8 under pytest 9 ignores the marks: it renames nodes through an attribute pytest 9 no
-  longer reads.)
+  nbval runs and the website tests (tests/test_site.py, then tests/test_student_edition.py),
+  which form one scope, run in that order. (``--dist loadgroup`` with ``xdist_group`` marks
+  would say the same, but pytest-xdist 3.8 under pytest 9 ignores the marks: it renames nodes
+  through an attribute pytest 9 no longer reads.)
 - A chapter that nbval ran without an error goes into the website build's execution cache
   (tools/build_book.py), so the build that follows shows nbval's outputs instead of executing
   the chapter again. A chapter nbval did not run, or that failed, is executed by the build.
@@ -22,6 +22,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent
 WEBSITE = "website"  # the xdist scope of the chapters' nbval runs and of the website tests
+# The website tests, run in this order after the chapters' nbval runs: the course website, then
+# the student edition's, built from the same execution cache.
+WEBSITE_TESTS = ("tests/test_site.py", "tests/test_student_edition.py")
 
 
 def _chapter(item: pytest.Item) -> Path | None:
@@ -34,7 +37,7 @@ def _chapter(item: pytest.Item) -> Path | None:
 def _website(nodeid: str) -> bool:
     """Whether ``nodeid`` is a chapter's nbval cell or a website test (one xdist scope)."""
     path = nodeid.split("::", 1)[0]
-    return path == "tests/test_site.py" or (path.startswith("book/") and path.endswith(".ipynb"))
+    return path in WEBSITE_TESTS or (path.startswith("book/") and path.endswith(".ipynb"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -27,8 +27,18 @@ def test_notebook_is_clean(path):
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.parts[-3] == "labs"], ids=lambda p: p.name)
 def test_student_labs_hold_no_instructor_material(path):
     text = json.dumps(nbformat.read(path, as_version=4).cells)
-    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+    for marker in nbgrader_markers():
         assert marker not in text
+
+
+def nbgrader_markers() -> list[str]:
+    """The delimiters nbgrader looks for in an instructor notebook (read from nbgrader itself, so
+    that this file, published with the student edition, does not spell them out)."""
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions, InstantiateTests
+
+    solutions, hidden, autotests = ClearSolutions(), ClearHiddenTests(), InstantiateTests()
+    return [solutions.begin_solution_delimeter, solutions.end_solution_delimeter, hidden.begin_test_delimeter,
+            hidden.end_test_delimeter, autotests.autotest_delimiter]
 
 
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.parts[-3] != "labs"],
