@@ -1,6 +1,8 @@
 """The setup cell every notebook starts with, generated from the repository URL in _config.yml.
 
-On Colab (or anywhere courselib is missing) the cell installs courselib, and only it:
+That URL is the public repository (the student edition, docs/publishing.md), never the private
+instructor repository: on Colab (or anywhere courselib is missing) the cell installs courselib,
+and only it, from there:
 Colab already has torch, numpy, matplotlib, tqdm and ipywidgets. Elsewhere it does nothing.
 ``COURSELIB_SOURCE`` overrides where it installs from (tests point it at a local copy).
 
