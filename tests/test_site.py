@@ -7,8 +7,8 @@ ran without error instead of executing it again. Then headless Chromium (Debian'
 package, driven by Playwright) opens every page over HTTP, as a first-time reader:
 
 - no console errors, no uncaught exceptions, no failed request, nothing fetched from the
-  network except MathJax, whose CDN address is answered from a local copy of the same
-  version (django-static-mathjax), so math typesets offline;
+  network at all: every request off the site is refused, as offline, and MathJax is served by
+  the site itself (tools/site_fixes.py), so math typesets offline;
 - math typeset (no raw ``$``/``\\(`` left, no MathJax error), every image loaded;
 - each chapter shows every figure its executed notebook made, widget cells a static figure;
 - launch buttons (Colab, Binder, JupyterHub) open the page's own notebook on the configured
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import importlib.util
 import os
 import re
 import shutil
@@ -51,7 +50,6 @@ SCREENSHOTS = ROOT / "_build" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update"]
-MATHJAX_CDN = "https://cdn.jsdelivr.net/npm/mathjax@3/"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 pytestmark = pytest.mark.notebook
 
@@ -115,7 +113,8 @@ def write_mini_book(tmp_path: Path, cell: str | None = None, markdown: str | Non
     shutil.copy(ROOT / "_config.yml", book)
     shutil.copy(ROOT / "tools" / "site_fixes.py", book / "tools")
     (book / "book").mkdir()
-    shutil.copy(ROOT / "book" / "references.bib", book / "book")
+    for name in ("references.bib", "favicon.svg"):
+        shutil.copy(ROOT / "book" / name, book / "book")
     (book / "book" / "intro.md").write_text("# Intro\n\n" + (markdown or "Nothing wrong here.") + "\n")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Page"),
                                          nbformat.v4.new_code_cell(cell or "print('fine')")])
@@ -259,12 +258,6 @@ def browser():
         chromium.close()
 
 
-def _mathjax_dir() -> Path:
-    spec = importlib.util.find_spec("mathjax")
-    assert spec and spec.submodule_search_locations, "pip install django-static-mathjax (the test extras)"
-    return Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax"
-
-
 @dataclass
 class Visit:
     page: object
@@ -274,22 +267,20 @@ class Visit:
 
 
 def open_page(browser, server: str, path: str, viewport=(1280, 900), lands_on: str | None = None) -> Visit:
-    """Open ``path`` in a fresh browser context (a first-time reader: empty localStorage),
-    answering MathJax's CDN from the local copy and refusing every other outside request;
-    waits for the redirect to ``lands_on`` if given, then for MathJax to finish typesetting."""
-    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    """Open ``path`` in a fresh browser context (a first-time reader: empty localStorage; a
+    phone when the viewport is narrower than 600 px) with the network cut off: every request
+    off the site is refused and noted; waits for the redirect to ``lands_on`` if given, then
+    for MathJax to finish typesetting."""
+    phone = viewport[0] < 600
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]},
+                                  is_mobile=phone, has_touch=phone)
     page = context.new_page()
     visit = Visit(page)
-    mathjax = _mathjax_dir()
 
     def route(r):
         url = r.request.url
         if url.startswith(server):
             return r.continue_()
-        if url.startswith(MATHJAX_CDN):
-            local = mathjax / urlparse(url).path.split("/mathjax@3/", 1)[1]
-            if local.is_file():
-                return r.fulfill(path=str(local))
         visit.external.append(url)
         return r.abort()
 
@@ -336,8 +327,7 @@ def test_page_loads_clean_with_math_and_images(browser, server, path):
     visit.page.context.close()
     assert not visit.errors, f"{path}: {visit.errors}"
     assert not visit.failed, f"{path}: requests failed: {visit.failed}"
-    assert not visit.external, \
-        f"{path}: fetched from the network (the site must work offline but for MathJax): {visit.external}"
+    assert not visit.external, f"{path}: fetched from the network (the site must work offline): {visit.external}"
     assert not [i["src"] for i in state["images"] if not i["ok"]], f"{path}: images not loaded"
     assert not state["untypeset"], f"{path}: math left untypeset: {state['untypeset'][:5]}"
     assert not state["mathErrors"], f"{path}: MathJax errors: {state['mathErrors'][:5]}"
@@ -434,6 +424,56 @@ def test_next_and_previous_walk_the_table_of_contents(browser, server):
     page.click("a.left-prev")
     page.wait_for_load_state("load")
     assert urlparse(page.url).path.lstrip("/") == f"{PAGES[-2]}.html"
+    errors = visit.errors
+    page.context.close()
+    assert not errors, errors
+
+
+DRAWER = """sel => { const e = document.querySelector(sel); if (!e) return null; const r = e.getBoundingClientRect();
+  const shown = a => { const q = a.getBoundingClientRect(); return q.width > 0 && q.right > 0 && q.left < innerWidth; };
+  return {open: e.open === true, left: r.left, right: r.right,
+          links: Array.from(e.querySelectorAll('a')).filter(shown).map(a => a.getAttribute('href'))}; }"""
+
+
+def test_a_phone_reader_opens_and_closes_the_menu_and_the_page_contents(browser, server):
+    """At 390 px the sidebars are drawers: tapping ☰ opens the table of contents, tapping beside
+    it closes it; the same for the page contents (pydata-sphinx-theme issue 2451 broke both)."""
+    visit = open_page(browser, server, "book/02_initialization.html", viewport=(390, 844))
+    page = visit.page
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390, "the page scrolls sideways on a phone"
+    for toggle, drawer, outside, expected in (
+            (".primary-toggle", "#pst-primary-sidebar-modal", (380, 420), "03_optimizers.html"),
+            (".secondary-toggle", "#pst-secondary-sidebar-modal", (10, 420), "#"),
+    ):
+        buttons = page.locator(f"{toggle}:visible")
+        assert buttons.count() == 1, f"{toggle}: {buttons.count()} visible buttons"
+        buttons.first.tap()
+        page.wait_for_function(f"document.querySelector('{drawer}').open === true", timeout=5000)
+        state = page.evaluate(DRAWER, drawer)
+        assert state["left"] >= 0 and state["right"] <= 390, state
+        assert any(expected in (href or "") for href in state["links"]), state["links"]
+        page.touchscreen.tap(*outside)
+        page.wait_for_function(f"document.querySelector('{drawer}').open === false", timeout=5000)
+    page.locator(".primary-toggle:visible").first.tap()  # and a link in the drawer leads on
+    page.wait_for_function("document.querySelector('#pst-primary-sidebar-modal').open === true")
+    page.locator("#pst-primary-sidebar-modal a[href$='03_optimizers.html']").first.tap()
+    page.wait_for_url("**/book/03_optimizers.html")
+    errors = visit.errors
+    page.context.close()
+    assert not errors, errors
+
+
+def test_a_desktop_reader_collapses_and_restores_the_sidebar(browser, server):
+    visit = open_page(browser, server, "book/02_initialization.html", viewport=(1280, 900))
+    page = visit.page
+    sidebar = "document.querySelector('#pst-primary-sidebar').getBoundingClientRect().right"
+    assert page.evaluate(sidebar) > 200
+    assert page.evaluate("document.querySelector('.bd-header').getBoundingClientRect().height") == 0, \
+        "a header bar above the page (a second search button only) is back"
+    page.locator(".primary-toggle:visible").first.click()
+    page.wait_for_function(f"{sidebar} <= 0", timeout=5000)
+    page.locator(".primary-toggle:visible").first.click()
+    page.wait_for_function(f"{sidebar} > 200", timeout=5000)
     errors = visit.errors
     page.context.close()
     assert not errors, errors
