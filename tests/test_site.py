@@ -112,6 +112,7 @@ def write_mini_book(tmp_path: Path, cell: str | None = None, markdown: str | Non
     (book / "tools").mkdir(parents=True)
     shutil.copy(ROOT / "_config.yml", book)
     shutil.copy(ROOT / "tools" / "site_fixes.py", book / "tools")
+    shutil.copytree(ROOT / "tools" / "site_static", book / "tools" / "site_static")
     (book / "book").mkdir()
     for name in ("references.bib", "favicon.svg"):
         shutil.copy(ROOT / "book" / name, book / "book")
@@ -316,13 +317,25 @@ PAGE_STATE = """() => {
                     .map(e => e.getAttribute('data-mjx-error') || e.textContent),
     prose: prose.innerText,
     title: document.title,
+    // text inside formulas, as MathJax's assistive MathML holds it (a visible backslash)
+    mathText: Array.from(document.querySelectorAll('mjx-assistive-mml mtext')).map(e => e.textContent)
+                   .filter(t => t.includes(String.fromCharCode(92))),
+    // code blocks with lines hidden sideways, display equations wider than the text column
+    cutCode: Array.from(article.querySelectorAll('pre')).filter(e => e.scrollWidth > e.clientWidth + 1)
+                  .map(e => e.textContent.slice(0, 60)),
+    wideMath: Array.from(article.querySelectorAll('mjx-container[display="true"]'))
+                   .filter(e => e.getBoundingClientRect().right > article.getBoundingClientRect().right + 1)
+                   .map(e => e.getBoundingClientRect().width),
+    pageWidth: document.documentElement.scrollWidth,
   };
 }"""
 
 
+@pytest.mark.parametrize("width", [1280, 390])
 @pytest.mark.parametrize("path", [f"{p}.html" for p in PAGES] + ["search.html", "genindex.html"])
-def test_page_loads_clean_with_math_and_images(browser, server, path):
-    visit = open_page(browser, server, path)
+def test_page_loads_clean_with_math_and_images(browser, server, path, width):
+    """On a laptop and on a phone, with the network cut off."""
+    visit = open_page(browser, server, path, viewport=(width, 900))
     state = visit.page.evaluate(PAGE_STATE)
     visit.page.context.close()
     assert not visit.errors, f"{path}: {visit.errors}"
@@ -333,6 +346,10 @@ def test_page_loads_clean_with_math_and_images(browser, server, path):
     assert not state["mathErrors"], f"{path}: MathJax errors: {state['mathErrors'][:5]}"
     raw = RAW_MATH.findall(state["prose"])
     assert not raw, f"{path}: raw math delimiters in the text (markdown not parsed as math?): {raw[:5]}"
+    assert not state["mathText"], f"{path}: literal backslashes in the text of formulas: {state['mathText'][:5]}"
+    assert not state["cutCode"], f"{path}: code lines cut at the column's edge: {state['cutCode'][:5]}"
+    assert not state["wideMath"], f"{path}: equations wider than the column: {state['wideMath'][:5]}"
+    assert state["pageWidth"] <= width, f"{path}: the page scrolls sideways ({state['pageWidth']} px)"
     if path.startswith("book/0"):
         assert state["math"] > 0, f"{path}: a chapter without any typeset math?"
 

@@ -8,6 +8,8 @@ Listed in ``_config.yml`` (``sphinx.local_extensions``). The browser tests
   builder holds it with filename ``None``, and ``prepare_writing`` adds it again as ``''``.
   Every page then raised "Identifier 'THEBE_JS_URL' has already been declared". This is
   the fix Sphinx itself made in 8.2 (sphinx-doc/sphinx#13402), applied before writing.
+- ``site_static/course.css``: code and outputs wrap instead of being cut at the column's edge
+  (on a phone, on paper), and a display equation wider than the column scrolls in its own box.
 - MathJax is served by the site itself, not by a CDN: every page loads
   ``_static/mathjax/tex-mml-chtml.js``, copied from MathJax 3.2.2 (the ``django-static-mathjax``
   package) with the parts it loads on demand (TeX extensions, fonts, menu, accessibility). Offline
@@ -52,8 +54,12 @@ def mathjax_source() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" / "es5"
 
 
-def _serve_mathjax(app: Sphinx) -> None:
+STATIC = Path(__file__).with_name("site_static")  # copied into the site's _static/
+
+
+def _static_files(app: Sphinx) -> None:
     app.config.mathjax_path = f"mathjax/{MATHJAX_ENTRY}"  # a path without scheme: under _static/
+    app.config.html_static_path.append(str(STATIC))
 
 
 def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
@@ -68,6 +74,7 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-updated", _inline_scripts_once)
-    app.connect("builder-inited", _serve_mathjax)
+    app.connect("builder-inited", _static_files)
+    app.add_css_file("course.css")
     app.connect("build-finished", _copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
