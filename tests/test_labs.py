@@ -119,6 +119,13 @@ class LabChecks:
                     if len(line.strip()) > 30:
                         assert json.dumps(line.strip())[1:-1] not in student_text, f"solution line leaked: {line}"
 
+    def test_long_helper_cells_start_collapsed_for_students(self):
+        student = labtools.read(labtools.student_path(self.LAB))
+        collapsed = [i for i, c in enumerate(student.cells) if generate_labs.HIDE in c.metadata.get("tags", [])]
+        helpers = [i for i, c in enumerate(student.cells) if generate_labs.is_long_helper(c)]
+        assert helpers and collapsed == helpers, (helpers, collapsed)
+        assert all(student.cells[i].metadata["jupyter"]["source_hidden"] is True for i in helpers)
+
     def test_catalogue_covers_every_answer_cell(self, nb):
         cat = catalogue(self.LAB)
         covered = [gid for gid, _src, _fail in cat.MISTAKES.values()]

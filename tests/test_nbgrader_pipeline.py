@@ -60,11 +60,11 @@ class PipelineChecks:
         max_score = labtools.max_auto_score(src_nb)
         cat = catalogue(lab)
 
-        # instructor: generate (as `make labs` does: nbgrader, then nbval's marks) and release;
+        # instructor: generate (as `make labs` does: nbgrader, then the student marks) and release;
         # the generated notebook is the committed one
         nbg("generate_assignment", lab, "--force", cwd=course, exchange=exchange)
         released = course / "labs" / lab / f"{lab}.ipynb"
-        generate_labs.mark_expected_errors(released)
+        generate_labs.add_student_marks(released)
         assert released.read_text() == labtools.student_path(lab).read_text()
         nbg("release_assignment", lab, "--force", cwd=course, exchange=exchange)
 

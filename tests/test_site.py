@@ -391,6 +391,22 @@ def test_chapter_shows_its_figures_and_widgets(browser, server, chapter):
         assert shown[i] >= 1, f"{chapter}: the widget in code cell {i} shows no static figure on the site"
 
 
+@pytest.mark.parametrize("lab", LABS)
+def test_a_lab_opens_on_its_tasks_with_the_helpers_collapsed(browser, server, lab):
+    """The long read-only helper cell (tools/generate_labs.py tags it) is a "Show code cell
+    source" toggle: the reader sees its first comment line, not 200 lines of code."""
+    visit = open_page(browser, server, f"{lab}.html")
+    page = visit.page
+    helper = page.locator("div.cell.tag_hide-input")
+    assert helper.count() == 1, f"{lab}: {helper.count()} collapsed cells"
+    code = helper.locator("div.cell_input pre")
+    assert not code.is_visible(), f"{lab}: the helper code is shown expanded"
+    helper.locator("summary").first.click()
+    code.wait_for(state="visible", timeout=5000)
+    assert code.inner_text().count("\n") > 40
+    page.context.close()
+
+
 def _launch_urls(notebook: str) -> dict[str, str]:
     repo = CONFIG["repository"]["url"].rstrip("/")
     branch = CONFIG["repository"].get("branch", "main")

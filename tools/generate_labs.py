@@ -25,6 +25,8 @@ from labtools import LABS  # noqa: E402
 
 matplotlib.use("Agg")  # the experiment cells of the blank labs run in this process
 RAISES = "raises-exception"  # nbval's tag: the cell is expected to raise
+HIDE = "hide-input"  # Jupyter Book's tag: the cell's source starts collapsed
+HELPER_LINES = 40  # a read-only helper cell longer than this starts collapsed
 
 
 def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -53,10 +55,17 @@ def generate(labs: tuple[str, ...], dest: Path) -> None:
         course = make_course(Path(tmp), labs)
         for lab in labs:
             nbgrader("generate_assignment", lab, "--force", "--log-level=WARN", cwd=course)
-            mark_expected_errors(course / "labs" / lab / f"{lab}.ipynb")
+            add_student_marks(course / "labs" / lab / f"{lab}.ipynb")
             if (dest / lab).exists():
                 shutil.rmtree(dest / lab)
             shutil.copytree(course / "labs" / lab, dest / lab)
+
+
+def add_student_marks(student: Path) -> None:
+    """What `make labs` adds to the student lab nbgrader generated: nbval's expected errors and
+    the collapsed helper cells."""
+    mark_expected_errors(student)
+    collapse_helpers(student)
 
 
 def mark_expected_errors(student: Path) -> None:
@@ -74,6 +83,26 @@ def mark_expected_errors(student: Path) -> None:
             cell.metadata["tags"] = tags
         else:
             cell.metadata.pop("tags", None)
+    nbformat.write(nb, student)
+
+
+def is_long_helper(cell, lines: int = HELPER_LINES) -> bool:
+    """A read-only code cell of helpers (locked, neither a test nor an answer) of more than
+    ``lines`` lines."""
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return (cell.cell_type == "code" and meta.get("locked", False) and not meta.get("grade", False)
+            and not meta.get("solution", False) and len(cell.source.splitlines()) > lines)
+
+
+def collapse_helpers(student: Path) -> None:
+    """Show each long read-only helper cell of the student lab collapsed, its first line (what it
+    provides) in view: on the website (the ``hide-input`` tag: a "Show code cell source" toggle)
+    and in JupyterLab (``jupyter.source_hidden``: a click on the cell's left bar opens it)."""
+    nb = nbformat.read(student, as_version=4)
+    for cell in nb.cells:
+        if is_long_helper(cell):
+            cell.metadata["tags"] = [*[t for t in cell.metadata.get("tags", []) if t != HIDE], HIDE]
+            cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
     nbformat.write(nb, student)
 
 
