@@ -219,6 +219,30 @@ def test_internal_links_and_anchors_resolve(site):
     assert citations > 0, "no citation links to the bibliography: sphinxcontrib-bibtex did not run?"
 
 
+def links_of(site: Path, docname: str) -> set[str]:
+    """The pages (docnames) that ``docname``'s page links to."""
+    page = site / f"{docname}.html"
+    targets = {(page.parent / unquote(urlparse(h).path)).resolve() for h in parsed(page).hrefs
+               if not urlparse(h).scheme and urlparse(h).path.endswith(".html")}
+    return {t.relative_to(site.resolve()).with_suffix("").as_posix() for t in targets if site.resolve() in t.parents}
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_each_lab_and_its_chapter_lead_to_each_other(site, lab):
+    """A lab opens with a link to the chapter it goes with (an earlier page); that chapter ends
+    with a cell (tagged lab-pointer) leading to the lab."""
+    opening = nbformat.read(ROOT / f"{lab}.ipynb", as_version=4).cells[0].source
+    chapters = re.findall(r"\]\(\.\./\.\./(book/[\w-]+)\.ipynb\)", opening)
+    assert len(chapters) == 1, f"{lab}: its first cell should link to one chapter, links to {chapters}"
+    chapter = chapters[0]
+    assert PAGES.index(chapter) < PAGES.index(lab)
+    last = nbformat.read(ROOT / f"{chapter}.ipynb", as_version=4).cells[-1]
+    assert publish.LAB_POINTER in last.metadata.get("tags", []), f"{chapter} does not end with its lab"
+    assert f"../{lab}.ipynb" in last.source
+    assert chapter in links_of(site, lab), f"the page of {lab} does not link to {chapter}"
+    assert lab in links_of(site, chapter), f"the page of {chapter} does not link to {lab}"
+
+
 def test_no_page_carries_a_solution_or_hidden_test(site):
     """The scan `make publish` runs (tools/publish.py; tests/test_publish.py shows that it catches
     a planted line) over every file of the site: its pages, sources, downloads and search index."""

@@ -14,7 +14,8 @@ goes there):
   overrides it), ``courselib``, the website build, the student README and Makefile
   (``tools/student_edition/``), the course-wide make rules (``course.mk``) and the tests that
   make sense there (:data:`STUDENT_TESTS`);
-- ``_toc.yml`` with the released labs only, ``_config.yml`` without its instructor-only section.
+- ``_toc.yml`` with the released labs only, ``_config.yml`` without its instructor-only section,
+  the chapters without their pointer to a lab not released yet (:func:`student_chapter`).
 
 Before anything is written the new edition is scanned (:func:`scan`): no line of a solution or
 hidden test of any lab (compared with whitespace removed), no nbgrader marker, no instructor-only
@@ -56,6 +57,7 @@ INSTRUCTOR_ONLY = ["solutions/", "tests/lab_mistakes/", "grading/", "benchmarks/
                    "nbgrader_config.py", "docs/publishing.md", "docs/grading-at-scale.md",
                    "tools/publish.py", "tools/generate_labs.py", "tools/labtools.py", "tools/student_edition/"]
 INSTRUCTOR_SECTION = "# --- Instructor only:"  # in _config.yml: this line and the rest stay here
+LAB_POINTER = "lab-pointer"  # the tag of a chapter's closing cell that leads to its lab
 MARKER = ".course-edition"  # in DEST: says that publish wrote it (and may write it again)
 MARKER_TEXT = ("This repository is the student edition of a course, written by `make publish` in the\n"
                "instructors' repository. Change the course there and publish again: a change made\n"
@@ -287,6 +289,27 @@ def student_pyproject(text: str) -> str:
     return text.replace(line, 'testpaths = ["tests", "book", "labs"]')
 
 
+def student_chapter(text: str, labs: list[str]) -> str:
+    """A chapter notebook without its cells tagged :data:`LAB_POINTER` that lead to a lab not
+    released yet (that link would be broken in the student edition); unchanged otherwise."""
+    notebook = nbformat.reads(text, as_version=4)
+    kept = []
+    for cell in notebook.cells:
+        if LAB_POINTER in cell.metadata.get("tags", []):
+            linked = set(re.findall(r"\.\./labs/([\w-]+)/", cell.source))
+            if len(linked) != 1:
+                raise PublishError(f"a cell tagged {LAB_POINTER!r} must link to exactly one lab "
+                                   f"(../labs/<lab>/<lab>.ipynb), this one links to {sorted(linked) or 'none'}:\n"
+                                   + cell.source[:300])
+            if linked.pop() not in labs:
+                continue
+        kept.append(cell)
+    if len(kept) == len(notebook.cells):
+        return text
+    notebook.cells = kept
+    return nbformat.writes(notebook) + "\n"
+
+
 def stage(root: Path, release: Release, into: Path) -> None:
     """Write the student edition of ``release`` (files from its commit) into the empty ``into``."""
     paths = PUBLISHED + STUDENT_TESTS + [f"labs/{lab}/" for lab in release.labs]
@@ -299,6 +322,8 @@ def stage(root: Path, release: Release, into: Path) -> None:
     for name, rewrite in (("_config.yml", student_config), ("pyproject.toml", student_pyproject),
                           ("_toc.yml", lambda text: student_toc(text, release.labs))):
         (into / name).write_text(rewrite((into / name).read_text()))
+    for chapter in sorted(into.glob("book/*.ipynb")):
+        chapter.write_text(student_chapter(chapter.read_text(), release.labs))
     for name in ("README.md", "Makefile"):
         (into / name).write_bytes(git("show", f"{release.commit}:tools/student_edition/{name}", cwd=root).encode())
     (into / MARKER).write_text(MARKER_TEXT)
