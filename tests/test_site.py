@@ -23,6 +23,7 @@ screenshots`` copies them to docs/img/ for the README).
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import os
 import re
@@ -217,6 +218,35 @@ def test_internal_links_and_anchors_resolve(site):
                 citations += 1
     assert not broken, "broken links:\n" + "\n".join(broken[:30])
     assert citations > 0, "no citation links to the bibliography: sphinxcontrib-bibtex did not run?"
+
+
+def test_citations_are_unambiguous_labels_with_links(site):
+    """Each reference is listed under an author-year label ("He et al. 2016a", tools/site_fixes.py)
+    that no other reference shares, names spelled as in print (no "[LBOMuller12]"); citations in
+    the text show that label and lead to it; most references link to the paper."""
+    bibliography = (site / "book" / "bibliography.html").read_text(encoding="utf-8")
+    entries = re.findall(r'<div class="citation" id="([^"]+)"[^>]*>\s*<span class="label">'
+                         r'<span class="fn-bracket">\[</span>(.*?)<span class="fn-bracket">\]</span>'
+                         r'</span>\s*<p>(.*?)</p>', bibliography, flags=re.S)
+    labels = {anchor: html_text(label) for anchor, label, _ in entries}
+    assert len(labels) >= 40, f"{len(labels)} references in the bibliography"
+    assert len(set(labels.values())) == len(labels), sorted(labels.values())
+    pattern = re.compile(r"^([a-z]+ )?[A-Z][\w'’ -]*( and [A-Z][\w'’ -]*| et al\.)? (1[89]|20)\d\d[a-z]?$")
+    assert all(pattern.match(label) for label in labels.values()), sorted(labels.values())
+    assert {"He et al. 2016a", "He et al. 2016b", "LeCun et al. 2012"} <= set(labels.values())
+    linked = [anchor for anchor, _, text in entries if re.search(r'href="https://(arxiv\.org|doi\.org|[\w.]+/)', text)]
+    assert len(linked) >= 0.75 * len(entries), f"only {len(linked)} of {len(entries)} references link to the paper"
+    cited = 0
+    for page in (site / "book").glob("0*.html"):
+        for href, text in re.findall(r'<a class="reference internal" href="bibliography\.html#([^"]+)"[^>]*>(.*?)</a>',
+                                     page.read_text(encoding="utf-8")):
+            assert html_text(text) == labels[href], (page.name, href, text)
+            cited += 1
+    assert cited >= 40, f"{cited} citations in the chapters"
+
+
+def html_text(fragment: str) -> str:
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", fragment))).strip()
 
 
 def links_of(site: Path, docname: str) -> set[str]:

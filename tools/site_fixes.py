@@ -10,6 +10,12 @@ Listed in ``_config.yml`` (``sphinx.local_extensions``). The browser tests
   the fix Sphinx itself made in 8.2 (sphinx-doc/sphinx#13402), applied before writing.
 - ``site_static/course.css``: code and outputs wrap instead of being cut at the column's edge
   (on a phone, on paper), and a display equation wider than the column scrolls in its own box.
+- Citations read "(He et al. 2016a)" in the text and the bibliography lists that same label
+  before the reference, ordered by author and year (the ``course`` styles below, named in
+  ``_config.yml``). Two papers by the same authors in the same year get a letter each (the
+  default ``alpha`` labels mangled names with accents, ``[LBOMuller12]``, and the default
+  author-year text gave "He et al., 2016" for two different papers); an ``eprint``, ``doi`` or
+  ``url`` field becomes a link.
 - MathJax is served by the site itself, not by a CDN: every page loads
   ``_static/mathjax/tex-mml-chtml.js``, copied from MathJax 3.2.2 (the ``django-static-mathjax``
   package) with the parts it loads on demand (TeX extensions, fonts, menu, accessibility). Offline
@@ -20,11 +26,23 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import string
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pybtex.plugin
+from pybtex.database import Entry
+from pybtex.richtext import Text
+from pybtex.style.formatting.plain import Style as PlainStyle
+from pybtex.style.labels import BaseLabelStyle
 from sphinx.application import Sphinx
 from sphinx.environment import BuildEnvironment
+from sphinxcontrib.bibtex.plugin import register_plugin
+from sphinxcontrib.bibtex.style.referencing import BracketStyle
+from sphinxcontrib.bibtex.style.referencing.label import LabelReferenceStyle
 
 MATHJAX_ENTRY = "tex-mml-chtml.js"  # the component Sphinx and Jupyter Book load from the CDN
 # What the entry loads on demand, relative to it (the other bundles and the SVG output are unused).
@@ -44,6 +62,52 @@ def _inline_scripts_once(app: Sphinx, env: BuildEnvironment) -> None:
         if asset not in fixed:
             fixed.append(asset)
     builder._js_files[:] = fixed
+
+
+def author_year(entry: Entry) -> str:
+    """"Glorot and Bengio 2010", "He et al. 2016": the authors' (else editors') last names, LaTeX
+    accents decoded, then the year."""
+    people = entry.persons.get("author") or entry.persons.get("editor") or []
+    names = [Text.from_latex(" ".join(p.prelast_names + p.last_names)).render_as("text") for p in people]
+    if not names:
+        who = Text.from_latex(entry.fields.get("title", entry.key)).render_as("text").split(":")[0]
+    elif len(names) <= 2:
+        who = " and ".join(names)
+    else:
+        who = f"{names[0]} et al."
+    return f"{who} {entry.fields.get('year', 'n.d.')}"
+
+
+class AuthorYearLabels(BaseLabelStyle):
+    """Labels "He et al. 2016a", "He et al. 2016b": :func:`author_year`, and a letter where two
+    entries would share a label (a, b, ... in the bibliography's order)."""
+
+    def format_labels(self, sorted_entries: list[Entry]) -> Iterator[str]:
+        labels = [author_year(entry) for entry in sorted_entries]
+        shared, seen = Counter(labels), Counter()
+        for label in labels:
+            if shared[label] > 1:
+                seen[label] += 1
+                label += string.ascii_lowercase[seen[label] - 1]
+            yield label
+
+
+class CourseBibliography(PlainStyle):
+    """pybtex's ``plain`` (sorted by author, year, title; links from eprint, doi, url) with
+    :class:`AuthorYearLabels`."""
+
+    default_label_style = AuthorYearLabels
+
+
+@dataclass
+class CourseCitations(LabelReferenceStyle):
+    """The label in round brackets: "(He et al. 2016a)", "(Ba et al. 2016; Wu and He 2018)"."""
+
+    bracket_parenthetical: BracketStyle = field(default_factory=lambda: BracketStyle(left="(", right=")", sep="; "))
+
+
+pybtex.plugin.register_plugin("pybtex.style.formatting", "course", CourseBibliography)
+register_plugin("sphinxcontrib.bibtex.style.referencing", "course", CourseCitations)
 
 
 def mathjax_source() -> Path:
