@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # tools/build_book.py: warnings and cell errors fail the build; a change in courselib drops
-# Jupyter Book's execution cache (which keys on code cells only) so every chapter re-runs.
+# Jupyter Book's execution cache (which keys on the code cells, source and metadata, only) so every chapter re-runs.
 book: $(STAMP)
 	$(BIN)/python tools/build_book.py
 	@echo

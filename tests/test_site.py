@@ -9,7 +9,8 @@ package, driven by Playwright) opens every page over HTTP, as a first-time reade
 - no console errors, no uncaught exceptions, no failed request, nothing fetched from the
   network at all: every request off the site is refused, as offline, and MathJax is served by
   the site itself (tools/site_fixes.py), so math typesets offline;
-- math typeset (no raw ``$``/``\\(`` left, no MathJax error), every image loaded;
+- math typeset (no raw ``$``/``\\(`` left, no MathJax error), every image loaded and described
+  (alt text; a figure's comes from its cell's ``mystnb.image.alt`` metadata);
 - each chapter shows every figure its executed notebook made, widget cells a static figure;
 - launch buttons (Colab, Binder, JupyterHub) open the page's own notebook on the configured
   repository and branch, and that notebook exists;
@@ -357,12 +358,17 @@ def open_page(browser, server: str, path: str, viewport=(1280, 900), lands_on: s
 
 RAW_MATH = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|(?<![\w$])\$[^$\s][^$\n]{0,200}?[^\s\\$]\$(?![\w$])")
 
+# An alt text that is a file name (MyST-NB's default for a cell's figure: its path). A figure's
+# alt text comes from its cell's metadata, mystnb.image.alt.
+ALT_IS_A_FILE = re.compile(r"\.(png|jpe?g|svg|gif)$|_images/|[0-9a-f]{32}", re.I)
+
 PAGE_STATE = """() => {
   const article = document.querySelector('article') || document.body;
   const prose = article.cloneNode(true);
   prose.querySelectorAll('pre, code, .cell_output, script, style, mjx-container').forEach(e => e.remove());
   return {
-    images: Array.from(document.images).map(i => ({src: i.src, ok: i.complete && i.naturalWidth > 0})),
+    images: Array.from(document.images).map(i => ({src: i.src, ok: i.complete && i.naturalWidth > 0,
+                                                   alt: i.getAttribute('alt'), figure: !!i.closest('.cell_output')})),
     math: document.querySelectorAll('.math').length,
     typeset: document.querySelectorAll('.math mjx-container, mjx-container.MathJax').length,
     untypeset: Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container'))
@@ -396,6 +402,9 @@ def test_page_loads_clean_with_math_and_images(browser, server, path, width):
     assert not visit.failed, f"{path}: requests failed: {visit.failed}"
     assert not visit.external, f"{path}: fetched from the network (the site must work offline): {visit.external}"
     assert not [i["src"] for i in state["images"] if not i["ok"]], f"{path}: images not loaded"
+    no_alt = [i["src"] for i in state["images"] if not i["alt"] or ALT_IS_A_FILE.search(i["alt"])
+              or (i["figure"] and len(i["alt"].split()) < 8)]
+    assert not no_alt, f"{path}: images without a description for who cannot see them (alt text): {no_alt[:3]}"
     assert not state["untypeset"], f"{path}: math left untypeset: {state['untypeset'][:5]}"
     assert not state["mathErrors"], f"{path}: MathJax errors: {state['mathErrors'][:5]}"
     raw = RAW_MATH.findall(state["prose"])
@@ -581,6 +590,26 @@ def test_search_finds_the_chapter(browser, server, query, expected):
     results = page.eval_on_selector_all("#search-results ul.search li a", "as => as.map(a => a.href)")
     page.context.close()
     assert any(urlparse(r).path.endswith(expected) for r in results), f"{query!r}: {results}"
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_search_result_opens_on_the_highlighted_term(browser, server, width):
+    """Chapter 7 first names Kaiming near its end: opened from the search results, the page shows
+    the term highlighted (Sphinx) and scrolled into view (tools/site_static/course.js)."""
+    visit = open_page(browser, server, "search.html?q=Kaiming", viewport=(width, 844))
+    page = visit.page
+    page.wait_for_selector("#search-results ul.search li", timeout=30_000)
+    page.locator("#search-results ul.search li a[href$='07_training_in_practice.html']").first.click()
+    page.wait_for_url("**/book/07_training_in_practice.html")
+    page.wait_for_function("document.querySelector('article span.highlighted') !== null", timeout=5000)
+    page.wait_for_function("window.scrollY > 2000", timeout=5000)
+    match = page.locator("article span.highlighted:visible").first
+    box = match.bounding_box()
+    assert match.inner_text().lower() == "kaiming"
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 844, box
+    errors = visit.errors
+    page.context.close()
+    assert not errors, errors
 
 
 def _blank(png: Path) -> bool:

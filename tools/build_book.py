@@ -5,7 +5,7 @@
 Runs ``jupyter-book build`` on the repository with warnings as errors (``-W -n``) and
 every notebook executed (an error in a cell fails the build: ``_config.yml``).
 
-Jupyter Book 1's execution cache keys on a notebook's code cells only, so a change in
+Jupyter Book 1's execution cache keys on a notebook's code cells only (their source and metadata), so a change in
 ``src/courselib`` (code or shipped data) would leave chapters executed with the old
 helpers. The cache records the hash of the courselib its outputs were made with; when the hash
 changes the cache is dropped, and the build rebuilds every page (``--all``: Sphinx itself

@@ -8,6 +8,8 @@ Listed in ``_config.yml`` (``sphinx.local_extensions``). The browser tests
   builder holds it with filename ``None``, and ``prepare_writing`` adds it again as ``''``.
   Every page then raised "Identifier 'THEBE_JS_URL' has already been declared". This is
   the fix Sphinx itself made in 8.2 (sphinx-doc/sphinx#13402), applied before writing.
+- ``site_static/course.js``: a page opened from the search results scrolls to the first of the
+  search terms that Sphinx highlights on it (else the reader lands at the top of a long chapter).
 - ``site_static/course.css``: code and outputs wrap instead of being cut at the column's edge
   (on a phone, on paper), and a display equation wider than the column scrolls in its own box.
 - Citations read "(He et al. 2016a)" in the text and the bibliography lists that same label
@@ -140,5 +142,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-updated", _inline_scripts_once)
     app.connect("builder-inited", _static_files)
     app.add_css_file("course.css")
+    app.add_js_file("course.js")
     app.connect("build-finished", _copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
