@@ -11,6 +11,9 @@ package, driven by Playwright) opens every page over HTTP, as a first-time reade
   the site itself (tools/site_fixes.py), so math typesets offline;
 - math typeset (no raw ``$``/``\\(`` left, no MathJax error), every image loaded and described
   (alt text; a figure's comes from its cell's ``mystnb.image.alt`` metadata);
+- every icon drawn (Font Awesome's web font; the theme's 1.5 MB fontawesome.js is dropped),
+  bytes per page written to _build/page-weight.md, search.html (no content) under 1.3 MB;
+- a search result opens scrolled to the highlighted term;
 - each chapter shows every figure its executed notebook made, widget cells a static figure;
 - launch buttons (Colab, Binder, JupyterHub) open the page's own notebook on the configured
   repository and branch, and that notebook exists;
@@ -320,6 +323,11 @@ class Visit:
     errors: list[str] = field(default_factory=list)     # console errors, uncaught exceptions
     failed: list[str] = field(default_factory=list)     # local requests that failed
     external: list[str] = field(default_factory=list)   # network requests off this site
+    served: dict[str, int] = field(default_factory=dict)  # path on the site -> bytes sent
+
+    @property
+    def weight(self) -> int:
+        return sum(self.served.values())
 
 
 def open_page(browser, server: str, path: str, viewport=(1280, 900), lands_on: str | None = None) -> Visit:
@@ -344,6 +352,8 @@ def open_page(browser, server: str, path: str, viewport=(1280, 900), lands_on: s
     page.on("console", lambda m: m.type == "error" and visit.errors.append(f"console: {m.text}"))
     page.on("pageerror", lambda e: visit.errors.append(f"uncaught: {e}"))
     page.on("requestfailed", lambda r: r.url.startswith(server) and visit.failed.append(r.url))
+    page.on("response", lambda r: r.url.startswith(server) and r.status == 200
+            and visit.served.setdefault(unquote(urlparse(r.url).path), served_size(r.url)))
     page.on("response", lambda r: r.url.startswith(server) and r.status >= 400
             and visit.failed.append(f"{r.status} {r.url}"))
     page.goto(server + path, wait_until="load")
@@ -356,13 +366,20 @@ def open_page(browser, server: str, path: str, viewport=(1280, 900), lands_on: s
     return visit
 
 
+def served_size(url: str) -> int:
+    """The bytes the test server sent for ``url``: the size of the file it served."""
+    path = SITE / unquote(urlparse(url).path).lstrip("/")
+    return (path / "index.html" if path.is_dir() else path).stat().st_size
+
+
 RAW_MATH = re.compile(r"\$\$|\\\(|\\\)|\\\[|\\\]|\\begin\{|(?<![\w$])\$[^$\s][^$\n]{0,200}?[^\s\\$]\$(?![\w$])")
 
 # An alt text that is a file name (MyST-NB's default for a cell's figure: its path). A figure's
 # alt text comes from its cell's metadata, mystnb.image.alt.
 ALT_IS_A_FILE = re.compile(r"\.(png|jpe?g|svg|gif)$|_images/|[0-9a-f]{32}", re.I)
 
-PAGE_STATE = """() => {
+PAGE_STATE = """async () => {
+  await document.fonts.ready;
   const article = document.querySelector('article') || document.body;
   const prose = article.cloneNode(true);
   prose.querySelectorAll('pre, code, .cell_output, script, style, mjx-container').forEach(e => e.remove());
@@ -387,6 +404,12 @@ PAGE_STATE = """() => {
                    .filter(e => e.getBoundingClientRect().right > article.getBoundingClientRect().right + 1)
                    .map(e => e.getBoundingClientRect().width),
     pageWidth: document.documentElement.scrollWidth,
+    // icons (Font Awesome's web font, drawn by the theme's CSS): a visible one without its glyph
+    blankIcons: Array.from(document.querySelectorAll('i[class*="fa-"]')).filter(i => i.getClientRects().length)
+                     .filter(i => { const style = getComputedStyle(i);
+                                    return ['none', 'normal', ''].includes(getComputedStyle(i, '::before').content)
+                                           || !document.fonts.check(`${style.fontWeight} 16px ${style.fontFamily}`); })
+                     .map(i => i.className),
   };
 }"""
 
@@ -413,8 +436,30 @@ def test_page_loads_clean_with_math_and_images(browser, server, path, width):
     assert not state["cutCode"], f"{path}: code lines cut at the column's edge: {state['cutCode'][:5]}"
     assert not state["wideMath"], f"{path}: equations wider than the column: {state['wideMath'][:5]}"
     assert state["pageWidth"] <= width, f"{path}: the page scrolls sideways ({state['pageWidth']} px)"
+    assert not state["blankIcons"], f"{path}: icons drawn without their glyph: {state['blankIcons']}"
+    assert not [u for u in visit.served if "fontawesome.js" in u], f"{path}: loads fontawesome.js (1.5 MB)"
     if path.startswith("book/0"):
         assert state["math"] > 0, f"{path}: a chapter without any typeset math?"
+
+
+BASELINE_MAX = 1.3e6  # bytes: what every page costs before its own content (search.html has none)
+
+
+def test_page_weight_is_reported_and_the_baseline_page_is_light(browser, server):
+    """What a first visit to each page downloads (HTML, scripts, styles, fonts, images), written
+    to _build/page-weight.md; search.html, which has no content of its own, is the baseline."""
+    rows = []
+    for path in [f"{p}.html" for p in PAGES] + ["search.html"]:
+        visit = open_page(browser, server, path)
+        visit.page.wait_for_load_state("networkidle")
+        heaviest = max(visit.served, key=visit.served.get)
+        rows.append((path, visit.weight, len(visit.served), heaviest, visit.served[heaviest]))
+        visit.page.context.close()
+    table = ["| page | bytes | files | heaviest file |", "| --- | ---: | ---: | --- |"]
+    table += [f"| {p} | {w:,} | {n} | {h} ({b:,}) |" for p, w, n, h, b in rows]
+    (SITE.parent / "page-weight.md").write_text("\n".join(table) + "\n")
+    baseline = dict((p, w) for p, w, *_ in rows)["search.html"]
+    assert baseline < BASELINE_MAX, f"search.html weighs {baseline:,} bytes:\n" + "\n".join(table)
 
 
 def executed_notebook(docname: str) -> nbformat.NotebookNode:

@@ -18,6 +18,8 @@ Listed in ``_config.yml`` (``sphinx.local_extensions``). The browser tests
   default ``alpha`` labels mangled names with accents, ``[LBOMuller12]``, and the default
   author-year text gave "He et al., 2016" for two different papers); an ``eprint``, ``doi`` or
   ``url`` field becomes a link.
+- No ``fontawesome.js`` (1.5 MB per page): the theme's stylesheet already draws the icons with
+  Font Awesome's web fonts (see :data:`FONTAWESOME_JS`).
 - MathJax is served by the site itself, not by a CDN: every page loads
   ``_static/mathjax/tex-mml-chtml.js``, copied from MathJax 3.2.2 (the ``django-static-mathjax``
   package) with the parts it loads on demand (TeX extensions, fonts, menu, accessibility). Offline
@@ -27,6 +29,7 @@ Listed in ``_config.yml`` (``sphinx.local_extensions``). The browser tests
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 import string
 from collections import Counter
@@ -138,10 +141,31 @@ def _copy_mathjax(app: Sphinx, exception: Exception | None) -> None:
         shutil.copytree(source / part, target / part, dirs_exist_ok=True)
 
 
+# pydata-sphinx-theme 0.16 loads Font Awesome twice: as CSS with its web fonts (in the theme's
+# stylesheet, which draws every icon the site has) and as fontawesome.js (1.5 MB, "so that users
+# can add custom icons", which the course does not). The script was 58 % of what a page weighed
+# before its own content; it goes from every page and from _static/.
+FONTAWESOME_JS = re.compile(r'[ \t]*<script src="[^"]*_static/scripts/fontawesome\.js\?digest=\w+"></script>\n?')
+
+
+def _drop_fontawesome_js(app: Sphinx, exception: Exception | None) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    outdir = Path(app.outdir)
+    for page in outdir.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        lean = FONTAWESOME_JS.sub("", text)
+        if lean != text:
+            page.write_text(lean, encoding="utf-8")
+    for script in (outdir / "_static" / "scripts").glob("fontawesome.js*"):
+        script.unlink()
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-updated", _inline_scripts_once)
     app.connect("builder-inited", _static_files)
     app.add_css_file("course.css")
     app.add_js_file("course.js")
     app.connect("build-finished", _copy_mathjax)
+    app.connect("build-finished", _drop_fontawesome_js)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
