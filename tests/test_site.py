@@ -515,6 +515,25 @@ def test_a_lab_opens_on_its_tasks_with_the_helpers_collapsed(browser, server, la
     page.context.close()
 
 
+@pytest.mark.parametrize("notebook", NOTEBOOK_PAGES)
+def test_a_chapter_offers_its_notebook_with_outputs(site, notebook):
+    """The download menu: the source notebook (no outputs) and, for an executed chapter, the
+    notebook as executed for the page (tools/site_fixes.py): every figure and printed result."""
+    links = parsed(site / f"{notebook}.html").hrefs
+    executed = f"{'../' * notebook.count('/')}_executed/{notebook}.ipynb"
+    if notebook in LABS:  # shown blank, as students receive them: nothing executed to offer
+        assert executed not in links
+        return
+    assert executed in links, f"{notebook}: no download of the executed notebook"
+    offered = nbformat.read(site / "_executed" / f"{notebook}.ipynb", as_version=4)
+    nbformat.validate(offered)
+    source = nbformat.read(ROOT / f"{notebook}.ipynb", as_version=4)
+    assert [c.source for c in offered.cells] == [c.source for c in source.cells]
+    outputs = [o for c in offered.cells if c.cell_type == "code" for o in c.outputs]
+    expected = [o for c in executed_notebook(notebook).cells if c.cell_type == "code" for o in c.outputs]
+    assert outputs == expected and any("image/png" in o.get("data", {}) for o in outputs)
+
+
 def _launch_urls(notebook: str) -> dict[str, str]:
     repo = CONFIG["repository"]["url"].rstrip("/")
     branch = CONFIG["repository"].get("branch", "main")

@@ -20,6 +20,8 @@ Listed in ``_config.yml`` (``sphinx.local_extensions``). The browser tests
   ``url`` field becomes a link.
 - No ``fontawesome.js`` (1.5 MB per page): the theme's stylesheet already draws the icons with
   Font Awesome's web fonts (see :data:`FONTAWESOME_JS`).
+- Each executed chapter offers "Download: .ipynb with outputs" (``_executed/``, from Jupyter
+  Book's execution cache) beside the source notebook, which has no outputs.
 - MathJax is served by the site itself, not by a CDN: every page loads
   ``_static/mathjax/tex-mml-chtml.js``, copied from MathJax 3.2.2 (the ``django-static-mathjax``
   package) with the parts it loads on demand (TeX extensions, fonts, menu, accessibility). Offline
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import pybtex.plugin
 from pybtex.database import Entry
 from pybtex.richtext import Text
@@ -161,6 +164,40 @@ def _drop_fontawesome_js(app: Sphinx, exception: Exception | None) -> None:
         script.unlink()
 
 
+EXECUTED = "_executed"  # in the site: the chapters as executed for it, outputs included
+
+
+def _executed_notebook_download(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any],
+                                doctree: Any) -> None:
+    """Beside "Download .ipynb" (the source, without outputs), offer the notebook as the build
+    executed it, with its figures and printed results, from Jupyter Book's execution cache."""
+    source = Path(app.env.doc2path(pagename))
+    if source.suffix != ".ipynb" or doctree is None:
+        return
+    from jupyter_cache import get_cache
+
+    cache_path = app.config.nb_execution_cache_path or Path(app.outdir).parent / ".jupyter_cache"
+    if not Path(cache_path).is_dir():
+        return
+    try:
+        _, executed = get_cache(str(cache_path)).merge_match_into_notebook(nbformat.read(source, as_version=4))
+    except KeyError:  # not executed (the student labs are shown blank)
+        return
+    target = Path(app.outdir) / EXECUTED / f"{pagename}.ipynb"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(executed, target)
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "download-buttons":
+            group["buttons"].insert(1, {
+                "type": "link",
+                "url": f"{context['pathto'](EXECUTED, 1)}/{pagename}.ipynb",
+                "text": ".ipynb with outputs",
+                "tooltip": "Download the notebook with its figures and results, as executed for this page",
+                "icon": "fas fa-chart-line",
+                "label": "download-executed-notebook-button",
+            })
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("env-updated", _inline_scripts_once)
     app.connect("builder-inited", _static_files)
@@ -168,4 +205,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_js_file("course.js")
     app.connect("build-finished", _copy_mathjax)
     app.connect("build-finished", _drop_fontawesome_js)
+    # after sphinx-book-theme has made its header buttons (priority 501)
+    app.connect("html-page-context", _executed_notebook_download, priority=502)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
