@@ -9,6 +9,7 @@ package, driven by Playwright) opens every page over HTTP, as a first-time reade
 - no console errors, no uncaught exceptions, no failed request, nothing fetched from the
   network at all: every request off the site is refused, as offline, and MathJax is served by
   the site itself (tools/site_fixes.py), so math typesets offline;
+- no serious or critical accessibility violation (axe-core), at 1280 and at 390 px;
 - math typeset (no raw ``$``/``\\(`` left, no MathJax error), every image loaded and described
   (alt text; a figure's comes from its cell's ``mystnb.image.alt`` metadata);
 - every icon drawn (Font Awesome's web font; the theme's 1.5 MB fontawesome.js is dropped),
@@ -414,12 +415,24 @@ PAGE_STATE = """async () => {
 }"""
 
 
+def accessibility_violations(page) -> list[str]:
+    """axe-core's serious and critical violations on ``page`` (its script is injected, not fetched)."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    # preload: axe would fetch the stylesheets itself and resolve their @import against the page
+    # (a 404 for /basic.css); the rule that needs them (css-orientation-lock) is a minor one
+    found = Axe().run(page, options={"resultTypes": ["violations"], "preload": False}).response["violations"]
+    return [f"{v['impact']} {v['id']}: {v['help']} ({len(v['nodes'])}x, e.g. {v['nodes'][0]['html'][:120]})"
+            for v in found if v["impact"] in ("serious", "critical")]
+
+
 @pytest.mark.parametrize("width", [1280, 390])
 @pytest.mark.parametrize("path", [f"{p}.html" for p in PAGES] + ["search.html", "genindex.html"])
 def test_page_loads_clean_with_math_and_images(browser, server, path, width):
     """On a laptop and on a phone, with the network cut off."""
     visit = open_page(browser, server, path, viewport=(width, 900))
     state = visit.page.evaluate(PAGE_STATE)
+    violations = accessibility_violations(visit.page)
     visit.page.context.close()
     assert not visit.errors, f"{path}: {visit.errors}"
     assert not visit.failed, f"{path}: requests failed: {visit.failed}"
@@ -437,6 +450,7 @@ def test_page_loads_clean_with_math_and_images(browser, server, path, width):
     assert not state["wideMath"], f"{path}: equations wider than the column: {state['wideMath'][:5]}"
     assert state["pageWidth"] <= width, f"{path}: the page scrolls sideways ({state['pageWidth']} px)"
     assert not state["blankIcons"], f"{path}: icons drawn without their glyph: {state['blankIcons']}"
+    assert not violations, f"{path}: accessibility (axe-core), serious or critical:\n" + "\n".join(violations)
     assert not [u for u in visit.served if "fontawesome.js" in u], f"{path}: loads fontawesome.js (1.5 MB)"
     if path.startswith("book/0"):
         assert state["math"] > 0, f"{path}: a chapter without any typeset math?"

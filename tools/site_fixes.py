@@ -22,6 +22,8 @@ Listed in ``_config.yml`` (``sphinx.local_extensions``). The browser tests
   Font Awesome's web fonts (see :data:`FONTAWESOME_JS`).
 - Each executed chapter offers "Download: .ipynb with outputs" (``_executed/``, from Jupyter
   Book's execution cache) beside the source notebook, which has no outputs.
+- The bibliography's entries are list items (``role="listitem"``, not the deprecated
+  ``doc-biblioentry`` inside a ``role="list"``), as screen readers expect.
 - MathJax is served by the site itself, not by a CDN: every page loads
   ``_static/mathjax/tex-mml-chtml.js``, copied from MathJax 3.2.2 (the ``django-static-mathjax``
   package) with the parts it loads on demand (TeX extensions, fonts, menu, accessibility). Offline
@@ -164,6 +166,15 @@ def _drop_fontawesome_js(app: Sphinx, exception: Exception | None) -> None:
         script.unlink()
 
 
+def _bibliography_list_items(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any],
+                              doctree: Any) -> None:
+    """docutils writes the bibliography as ``role="list"`` around entries with the deprecated
+    ``role="doc-biblioentry"``; a list must hold list items (axe-core: aria-required-children,
+    critical for screen readers)."""
+    if "body" in context and 'role="doc-biblioentry"' in context["body"]:
+        context["body"] = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
+
+
 EXECUTED = "_executed"  # in the site: the chapters as executed for it, outputs included
 
 
@@ -205,6 +216,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_js_file("course.js")
     app.connect("build-finished", _copy_mathjax)
     app.connect("build-finished", _drop_fontawesome_js)
+    app.connect("html-page-context", _bibliography_list_items)
     # after sphinx-book-theme has made its header buttons (priority 501)
     app.connect("html-page-context", _executed_notebook_download, priority=502)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
