@@ -9,6 +9,7 @@ include course.mk
 help:
 	@echo "make serve  build the course website (executes every notebook) and serve it on http://localhost:$(PORT)"
 	@echo "make book   build the course website into _build/html only"
+	@echo "make pdf    the whole course as one PDF (_build/html/course.pdf, linked from every page; needs Chromium)"
 	@echo "make test   run every test (ruff, unit, every notebook under nbval, the website in Chromium, grading)"
 	@echo "make lab    open JupyterLab on the course"
 	@echo "make labs   regenerate the student labs (labs/) from solutions/ with nbgrader"

@@ -12,7 +12,7 @@ EXTRAS ?= test
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: venv book serve lab lint clean distclean data-deps
+.PHONY: venv book pdf serve lab lint clean distclean data-deps
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found " + sys.version.split()[0] + "); run: make PYTHON=python3.11 ...")'
@@ -29,6 +29,12 @@ book: $(STAMP)
 	@echo
 	@echo "The course website is in $(CURDIR)/_build/html (open _build/html/index.html)."
 	@echo "Serve it with: make serve   (then visit http://localhost:$(PORT))"
+
+# The whole course as one PDF in the website (_build/html/course.pdf; tools/build_pdf.py), printed
+# by headless Chromium from Jupyter Book's single-page build; every page then links to it.
+pdf: $(STAMP)
+	$(call apt_need,command -v chromium,chromium,make pdf,exit 1)
+	$(BIN)/python tools/build_pdf.py
 
 serve: book
 	@echo "Serving the course on http://localhost:$(PORT) (Ctrl-C stops it)"

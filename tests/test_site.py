@@ -36,6 +36,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -48,6 +49,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import build_book  # noqa: E402
+import build_pdf  # noqa: E402
 import publish  # noqa: E402
 
 SITE = ROOT / "_build" / "html"
@@ -276,6 +278,19 @@ def test_each_lab_and_its_chapter_lead_to_each_other(site, lab):
     assert f"../{lab}.ipynb" in last.source
     assert chapter in links_of(site, lab), f"the page of {lab} does not link to {chapter}"
     assert lab in links_of(site, chapter), f"the page of {chapter} does not link to {lab}"
+
+
+def test_progress_bars_show_their_final_state_once(site):
+    """A tqdm bar redraws itself with "\\r"; the page shows what Jupyter shows, its last state on
+    one line (tools/site_fixes.py), not one line per redraw."""
+    bars = []
+    for chapter in CHAPTERS:
+        page = (site / f"{chapter}.html").read_text(encoding="utf-8")
+        text = html.unescape(re.sub(r"<[^>]+>", "", page))
+        bars += [(chapter, line.strip()) for line in re.findall(r"^.*\b\d+%\|.*$", text, flags=re.M)]
+    assert bars, "no progress bar on any chapter page (courselib.train shows one)"
+    redraws = [bar for bar in bars if "100%|" not in bar[1]]
+    assert not redraws, f"progress bars shown at every redraw: {redraws[:5]}"
 
 
 def test_no_page_carries_a_solution_or_hidden_test(site):
@@ -717,3 +732,27 @@ def test_readme_shows_the_screenshots():
     for name in ("home.png", "chapter.png"):
         assert f"docs/img/{name}" in readme, f"README does not show docs/img/{name}"
         assert (ROOT / "docs" / "img" / name).exists() and not _blank(ROOT / "docs" / "img" / name)
+
+
+def test_make_pdf_prints_the_whole_course(site, browser):
+    """`make pdf` from the built site: one PDF with every chapter and lab, a table of contents and
+    bookmarks, in well under 5 minutes; then every page's download menu offers it. (Last in this
+    file: it writes the site's pages again.)"""
+    started = time.monotonic()
+    pdf, state = build_pdf.build_pdf(ROOT, quiet=True, browser=browser)  # the tests' Chromium
+    seconds = time.monotonic() - started
+    assert seconds < 300, f"make pdf took {seconds:.0f} s"
+    data = pdf.read_bytes()
+    pages = len(re.findall(rb"/Type /Page[^s]", data))
+    assert data.startswith(b"%PDF-") and b"/Outlines" in data, "not a PDF with bookmarks"
+    assert pages > 100, f"{pages} pages"
+    titles = [nbformat.read(ROOT / f"{p}.ipynb", as_version=4).cells[0].source.splitlines()[0].lstrip("# ")
+              for p in NOTEBOOK_PAGES]
+    assert state["chapters"] >= len(NOTEBOOK_PAGES) + 1, state  # + the bibliography
+    assert state["images"] >= 60, state
+    printed = (SITE.parent / "singlehtml" / "course.html").read_text(encoding="utf-8")
+    assert all(html.escape(t, quote=False) in printed for t in titles), [t for t in titles if t not in printed]
+    for docname in PAGES:
+        links = _Links()
+        links.feed((site / f"{docname}.html").read_text(encoding="utf-8"))
+        assert f"{'../' * docname.count('/')}{build_pdf.PDF_NAME}" in links.hrefs, f"{docname}: no link to the PDF"

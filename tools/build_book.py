@@ -77,11 +77,12 @@ def record_execution(notebook: Path, executed: nbformat.NotebookNode, seconds: f
 
 
 def build(path_output: Path = ROOT, quiet: bool = False, source: Path = ROOT,
-          courselib: Path = COURSELIB) -> subprocess.CompletedProcess:
+          courselib: Path = COURSELIB, rewrite_all: bool = False) -> subprocess.CompletedProcess:
     """Build the book in ``source`` into ``path_output/_build/html``; returns the finished
     process (its ``returncode`` is non-zero on any warning or execution error; its output, with
     stderr merged in, is printed as it comes, or kept in ``stdout`` when ``quiet``). The execution
-    cache is dropped when the files under ``courselib`` changed since the last good build."""
+    cache is dropped when the files under ``courselib`` changed since the last good build.
+    ``rewrite_all``: write every page again even if its source did not change."""
     build_dir = path_output / "_build"
     build_dir.mkdir(parents=True, exist_ok=True)
     stamp = build_dir / ".courselib-hash"
@@ -92,7 +93,7 @@ def build(path_output: Path = ROOT, quiet: bool = False, source: Path = ROOT,
         print("courselib changed since the last build: re-executing every notebook", flush=True)
     jb = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(jb), "build", str(source), "-W", "-n", "--keep-going"]
-    if changed:
+    if changed or rewrite_all:
         cmd.append("--all")  # Sphinx re-reads only changed sources: an unchanged chapter would not re-run
     if path_output.resolve() != source.resolve():
         cmd += ["--path-output", str(path_output)]

@@ -46,7 +46,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # What the student edition holds, from the instructor commit (folders end with "/").
 PUBLISHED = ["book/", "src/courselib/", "docs/img/", "_config.yml", "_toc.yml", "environment.yml",
              "pyproject.toml", ".gitignore", "conftest.py", "course.mk",
-             "tools/build_book.py", "tools/site_fixes.py", "tools/site_static/", "tools/setup_cell.py"]
+             "tools/build_book.py", "tools/build_pdf.py", "tools/site_fixes.py", "tools/site_static/",
+             "tools/setup_cell.py"]
 # Tests that need neither answers nor grading: courselib, the notebooks' hygiene and setup cell.
 STUDENT_TESTS = ["tests/conftest.py", "tests/test_checking.py", "tests/test_data.py",
                  "tests/test_environment.py", "tests/test_notebook_hygiene.py", "tests/test_plots_widgets.py",

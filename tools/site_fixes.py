@@ -12,6 +12,8 @@ Listed in ``_config.yml`` (``sphinx.local_extensions``). The browser tests
   search terms that Sphinx highlights on it (else the reader lands at the top of a long chapter).
 - ``site_static/course.css``: code and outputs wrap instead of being cut at the column's edge
   (on a phone, on paper), and a display equation wider than the column scrolls in its own box.
+- A progress bar's output shows its final state on one line, as in Jupyter
+  (:func:`_stream_chunks_joined`).
 - Citations read "(He et al. 2016a)" in the text and the bibliography lists that same label
   before the reference, ordered by author and year (the ``course`` styles below, named in
   ``_config.yml``). Two papers by the same authors in the same year get a letter each (the
@@ -24,6 +26,8 @@ Listed in ``_config.yml`` (``sphinx.local_extensions``). The browser tests
   Book's execution cache) beside the source notebook, which has no outputs.
 - The bibliography's entries are list items (``role="listitem"``, not the deprecated
   ``doc-biblioentry`` inside a ``role="list"``), as screen readers expect.
+- Once ``make pdf`` has printed the whole course into the site (``course.pdf``), every page's
+  download menu offers it.
 - MathJax is served by the site itself, not by a CDN: every page loads
   ``_static/mathjax/tex-mml-chtml.js``, copied from MathJax 3.2.2 (the ``django-static-mathjax``
   package) with the parts it loads on demand (TeX extensions, fonts, menu, accessibility). Offline
@@ -120,6 +124,27 @@ pybtex.plugin.register_plugin("pybtex.style.formatting", "course", CourseBibliog
 register_plugin("sphinxcontrib.bibtex.style.referencing", "course", CourseCitations)
 
 
+def _stream_chunks_joined(coalesce: Any) -> Any:
+    """MyST-NB's ``coalesce_streams`` (``nb_merge_streams``) strips each chunk a stream arrived in
+    and joins the chunks with newlines, so a progress bar's carriage returns ("\\r" + the bar
+    again) fall at line starts, where they are not applied: chapter 0 showed ten lines of one
+    tqdm bar. Joining the chunks as a terminal does (plain concatenation) first leaves one chunk
+    per stream, whose "\\r" MyST-NB then applies."""
+    def joined_first(outputs: list[Any]) -> list[Any]:
+        merged, streams = [], {}
+        for output in outputs or []:
+            if output.get("output_type") == "stream":
+                if output["name"] in streams:
+                    streams[output["name"]]["text"] += output["text"]
+                    continue
+                output = nbformat.from_dict({**output})
+                streams[output["name"]] = output
+            merged.append(output)
+        return coalesce(merged)
+
+    return joined_first
+
+
 def mathjax_source() -> Path:
     """MathJax's ``es5`` folder in the installed django-static-mathjax package."""
     spec = importlib.util.find_spec("mathjax")
@@ -175,6 +200,27 @@ def _bibliography_list_items(app: Sphinx, pagename: str, templatename: str, cont
         context["body"] = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
 
 
+COURSE_PDF = "course.pdf"  # in the site's root: the whole course, printed by tools/build_pdf.py
+
+
+def _course_pdf_download(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any],
+                         doctree: Any) -> None:
+    """Once ``make pdf`` has put the whole course as one PDF into the site, every page's
+    download menu offers it."""
+    if not (Path(app.outdir) / COURSE_PDF).is_file():
+        return
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "download-buttons":
+            group["buttons"].append({
+                "type": "link",
+                "url": context["pathto"](COURSE_PDF, 1),
+                "text": "whole course .pdf",
+                "tooltip": "The whole course (chapters and labs) as one PDF",
+                "icon": "fas fa-book",
+                "label": "download-course-pdf-button",
+            })
+
+
 EXECUTED = "_executed"  # in the site: the chapters as executed for it, outputs included
 
 
@@ -210,6 +256,11 @@ def _executed_notebook_download(app: Sphinx, pagename: str, templatename: str, c
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
+    import myst_nb.core.render
+
+    if not getattr(myst_nb.core.render.coalesce_streams, "__wrapped_by_course__", False):
+        myst_nb.core.render.coalesce_streams = _stream_chunks_joined(myst_nb.core.render.coalesce_streams)
+        myst_nb.core.render.coalesce_streams.__wrapped_by_course__ = True
     app.connect("env-updated", _inline_scripts_once)
     app.connect("builder-inited", _static_files)
     app.add_css_file("course.css")
@@ -219,4 +270,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("html-page-context", _bibliography_list_items)
     # after sphinx-book-theme has made its header buttons (priority 501)
     app.connect("html-page-context", _executed_notebook_download, priority=502)
+    app.connect("html-page-context", _course_pdf_download, priority=502)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
