@@ -510,7 +510,8 @@ def _shown_code_cells(notebook: nbformat.NotebookNode) -> list[nbformat.Notebook
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_chapter_shows_its_figures_and_widgets(browser, server, chapter):
     """Every figure the executed chapter made is on its page and loaded; every widget cell
-    (courselib.widgets.interactive_figure) shows a static figure."""
+    (courselib.widgets.interactive_figure) shows a static figure; on a phone a tap on a figure
+    opens it at full size (tools/site_static/course.js)."""
     executed = executed_notebook(chapter)
     cells = _shown_code_cells(executed)
     figures = [sum("image/png" in o.get("data", {}) for o in c.get("outputs", [])) for c in cells]
@@ -519,6 +520,7 @@ def test_chapter_shows_its_figures_and_widgets(browser, server, chapter):
     shown = visit.page.evaluate("""() => Array.from(document.querySelectorAll('div.cell')).map(cell =>
         Array.from(cell.querySelectorAll('.cell_output img')).filter(i => i.complete && i.naturalWidth > 0).length)""")
     visit.page.context.close()
+    visit_full_size_figure(browser, server, chapter)
     assert sum(figures) >= 1, f"{chapter}: the executed notebook has no figure"
     assert len(shown) == len(cells), f"{chapter}: {len(shown)} code cells on the page, {len(cells)} in the notebook"
     assert shown == figures, f"{chapter}: figures per cell on the page {shown} != in the notebook {figures}"
@@ -526,6 +528,23 @@ def test_chapter_shows_its_figures_and_widgets(browser, server, chapter):
         assert widget_cells, f"{chapter}: no widget cell found (interactive_figure)"
     for i in widget_cells:
         assert shown[i] >= 1, f"{chapter}: the widget in code cell {i} shows no static figure on the site"
+
+
+def visit_full_size_figure(browser, server: str, chapter: str) -> None:
+    """On a phone, tapping a chapter's first figure opens its image at full size."""
+    visit = open_page(browser, server, f"{chapter}.html", viewport=(390, 844))
+    page = visit.page
+    figure = page.locator("div.cell_output img").first
+    width_shown = figure.bounding_box()["width"]
+    natural = figure.evaluate("i => i.naturalWidth")
+    figure.scroll_into_view_if_needed()
+    figure.tap()
+    page.wait_for_url("**/_images/*.png")
+    assert page.evaluate("document.images[0].naturalWidth") == natural
+    assert natural > width_shown, (chapter, natural, width_shown)
+    errors = visit.errors
+    page.context.close()
+    assert not errors, errors
 
 
 @pytest.mark.parametrize("lab", LABS)

@@ -27,3 +27,18 @@
     reveal(20);
   });
 })();
+
+/* Figures: on a phone a two-panel figure is shrunk to the column (about 360 px) and its labels
+   are too small to read. Each figure made by a cell links to its image at full size: a tap opens
+   it, to zoom and pan as any image. */
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("div.cell_output img").forEach((img) => {
+    if (img.closest("a")) return;
+    const link = document.createElement("a");
+    link.href = img.src;
+    link.className = "course-figure-link";
+    link.title = "Open the figure at full size";
+    img.replaceWith(link);
+    link.appendChild(img);
+  });
+});
