@@ -731,6 +731,9 @@ def _blank(png: Path) -> bool:
     return float(pixels[..., :3].std()) < 0.02
 
 
+SCREENSHOT_NAMES = ("home.png", "chapter.png", "phone.png")
+
+
 def test_screenshots_of_home_and_a_chapter(browser, server):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     visit = open_page(browser, server, f"{PAGES[0]}.html", viewport=(1280, 800))
@@ -742,13 +745,19 @@ def test_screenshots_of_home_and_a_chapter(browser, server):
                         ".getBoundingClientRect().top + window.scrollY - 70)")
     visit.page.screenshot(path=str(SCREENSHOTS / "chapter.png"))
     visit.page.context.close()
-    for name in ("home.png", "chapter.png"):
+    # on a phone: the same section, text, maths and code wrapped to the column
+    visit = open_page(browser, server, "book/02_initialization.html", viewport=(390, 844))
+    visit.page.evaluate("window.scrollTo(0, document.querySelector('#xavier-glorot-initialization')"
+                        ".getBoundingClientRect().top + window.scrollY - 60)")
+    visit.page.screenshot(path=str(SCREENSHOTS / "phone.png"))
+    visit.page.context.close()
+    for name in SCREENSHOT_NAMES:
         assert not _blank(SCREENSHOTS / name), f"{name} is blank"
 
 
 def test_readme_shows_the_screenshots():
     readme = (ROOT / "README.md").read_text()
-    for name in ("home.png", "chapter.png"):
+    for name in SCREENSHOT_NAMES:
         assert f"docs/img/{name}" in readme, f"README does not show docs/img/{name}"
         assert (ROOT / "docs" / "img" / name).exists() and not _blank(ROOT / "docs" / "img" / name)
 
