@@ -29,13 +29,11 @@ from __future__ import annotations
 
 import functools
 import html
-import http.server
 import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -309,15 +307,8 @@ def test_no_page_carries_a_solution_or_hidden_test(site):
 
 @pytest.fixture(scope="module")
 def server(site):
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}/"
-    httpd.shutdown()
+    with build_pdf.serve(site) as base:  # a local HTTP server for the folder, as `make serve`
+        yield base
 
 
 @pytest.fixture(scope="module")
