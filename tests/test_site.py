@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import html
-import os
 import re
 import shutil
 import subprocess
@@ -53,9 +52,7 @@ import publish  # noqa: E402
 SITE = ROOT / "_build" / "html"
 CACHE = ROOT / "_build" / ".jupyter_cache"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
+CHROMIUM, CHROMIUM_ARGS = build_pdf.CHROMIUM, build_pdf.CHROMIUM_ARGS  # Debian's, headless
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 pytestmark = pytest.mark.notebook
 

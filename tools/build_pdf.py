@@ -29,9 +29,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import build_book
+import site_fixes
 
 ROOT = Path(__file__).resolve().parents[1]
-PDF_NAME = "course.pdf"  # in the website's root folder (tools/site_fixes.py links to it)
+PDF_NAME = site_fixes.COURSE_PDF  # in the website's root folder, where every page links to it
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 
@@ -125,9 +126,17 @@ def print_pdf(page_file: Path, site: Path, target: Path, browser: Any = None) ->
                 return print_pdf(page_file, site, target, own)
             finally:
                 own.close()
+    context = browser.new_context(viewport={"width": 1000, "height": 1400})
+    try:
+        state = _print_page(context.new_page(), page_file, site, target)
+    finally:
+        context.close()
+    return state
+
+
+def _print_page(page: Any, page_file: Path, site: Path, target: Path) -> dict:
+    """Open ``page_file`` in ``page``, make it ready (maths, images, contents) and print it."""
     with serve(site) as base:
-        context = browser.new_context(viewport={"width": 1000, "height": 1400})
-        page = context.new_page()
         page.goto(base + page_file.relative_to(site).as_posix(), wait_until="load", timeout=120_000)
         page.emulate_media(media="print")
         page.wait_for_function("window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=60_000)
@@ -138,7 +147,6 @@ def print_pdf(page_file: Path, site: Path, target: Path, browser: Any = None) ->
             "Array.from(document.querySelectorAll('.math')).filter(e => !e.querySelector('mjx-container')).length")
         # (the theme's scripts raise on the single page's "#document-labs/..." anchors: harmless)
         if state["broken"] or state["untypeset"]:
-            context.close()
             raise PdfError(f"the page is not ready to print: images not loaded {state['broken'][:3]}, "
                            f"{state['untypeset']} formulas not typeset")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +154,6 @@ def print_pdf(page_file: Path, site: Path, target: Path, browser: Any = None) ->
         page.pdf(path=str(partial), format="A4", print_background=True, outline=True, tagged=True,
                  margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
                  display_header_footer=True, header_template="<div></div>", footer_template=FOOTER)
-        context.close()
     partial.replace(target)
     return state
 

@@ -200,6 +200,14 @@ def _bibliography_list_items(app: Sphinx, pagename: str, templatename: str, cont
         context["body"] = context["body"].replace('role="doc-biblioentry"', 'role="listitem"')
 
 
+def _add_download(context: dict[str, Any], button: dict[str, str], position: int | None = None) -> None:
+    """Put ``button`` into sphinx-book-theme's download menu of the page (at the end, or at
+    ``position``)."""
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "download-buttons":
+            group["buttons"].insert(len(group["buttons"]) if position is None else position, button)
+
+
 COURSE_PDF = "course.pdf"  # in the site's root: the whole course, printed by tools/build_pdf.py
 
 
@@ -209,16 +217,14 @@ def _course_pdf_download(app: Sphinx, pagename: str, templatename: str, context:
     download menu offers it."""
     if not (Path(app.outdir) / COURSE_PDF).is_file():
         return
-    for group in context.get("header_buttons", []):
-        if group.get("label") == "download-buttons":
-            group["buttons"].append({
-                "type": "link",
-                "url": context["pathto"](COURSE_PDF, 1),
-                "text": "whole course .pdf",
-                "tooltip": "The whole course (chapters and labs) as one PDF",
-                "icon": "fas fa-book",
-                "label": "download-course-pdf-button",
-            })
+    _add_download(context, {
+        "type": "link",
+        "url": context["pathto"](COURSE_PDF, 1),
+        "text": "whole course .pdf",
+        "tooltip": "The whole course (chapters and labs) as one PDF",
+        "icon": "fas fa-book",
+        "label": "download-course-pdf-button",
+    })
 
 
 EXECUTED = "_executed"  # in the site: the chapters as executed for it, outputs included
@@ -243,16 +249,14 @@ def _executed_notebook_download(app: Sphinx, pagename: str, templatename: str, c
     target = Path(app.outdir) / EXECUTED / f"{pagename}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(executed, target)
-    for group in context.get("header_buttons", []):
-        if group.get("label") == "download-buttons":
-            group["buttons"].insert(1, {
-                "type": "link",
-                "url": f"{context['pathto'](EXECUTED, 1)}/{pagename}.ipynb",
-                "text": ".ipynb with outputs",
-                "tooltip": "Download the notebook with its figures and results, as executed for this page",
-                "icon": "fas fa-chart-line",
-                "label": "download-executed-notebook-button",
-            })
+    _add_download(context, {
+        "type": "link",
+        "url": f"{context['pathto'](EXECUTED, 1)}/{pagename}.ipynb",
+        "text": ".ipynb with outputs",
+        "tooltip": "Download the notebook with its figures and results, as executed for this page",
+        "icon": "fas fa-chart-line",
+        "label": "download-executed-notebook-button",
+    }, position=1)  # after the source notebook
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
