@@ -35,3 +35,17 @@ def test_count_parameters_counts_shared_and_frozen_correctly():
     m[3].weight.requires_grad_(False)
     assert count_parameters(m) == 55 + 4
     assert count_parameters(m, trainable_only=False) == 55 + 112
+
+
+def test_seed_everything_pins_the_thread_count_so_every_machine_gets_the_same_numbers():
+    before = torch.get_num_threads()
+    try:
+        seed_everything(0)
+        assert torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        seed_everything(0, threads=None)                # leaves it alone
+        assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError, match="threads"):
+            seed_everything(0, threads=0)
+    finally:
+        torch.set_num_threads(before)
