@@ -93,10 +93,10 @@ def fit(model: nn.Module, train_loader: Iterable, val_loader: Iterable | None = 
     Works with any model mapping x: (B, ...) to logits (B, K) and any optimizer
     (default: Adam with ``lr``). ``scheduler`` steps once per epoch; ``clip_grad_norm``
     clips the global gradient norm; ``max_batches`` caps batches per epoch (quick demos).
-    With ``seed`` set, two calls on identically initialized models with freshly made loaders give identical
-    histories (a loader shuffles with its own generator, so reusing one loader continues its
-    sequence of batches: make it again, e.g. with ``make_loaders(..., seed=...)``). A non-finite loss stops the
-    run and sets ``history.diverged`` (or raises :class:`DivergedError` when
+    With ``seed`` set, two calls on identically initialized models with freshly made loaders
+    give identical histories (a loader shuffles with its own generator, so reusing one loader
+    continues its sequence of batches: make it again, e.g. with ``make_loaders(..., seed=...)``).
+    A non-finite loss stops the run and sets ``history.diverged`` (or raises :class:`DivergedError` when
     ``raise_on_divergence``): training never silently continues on NaNs.
     """
     if epochs < 1:
