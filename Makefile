@@ -51,15 +51,15 @@ grade: $(STAMP) sandbox-deps
 	$(BIN)/python -m grading $(LAB) $(if $(FROM),--from $(FROM)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(REGRADE),--regrade)
 
 labs: $(STAMP)
-	$(BIN)/python tools/generate_labs.py
+	$(BIN)/python -m tools.generate_labs
 
 # The student edition: a git repository at DEST, without solutions or hidden tests (docs/publishing.md).
 publish: $(STAMP)
 	@test -n "$(DEST)" || { echo "usage: make publish DEST=<folder>   (the student edition's git repository; created if missing)"; exit 1; }
-	$(BIN)/python tools/publish.py $(DEST)
+	$(BIN)/python -m tools.publish $(DEST)
 
 setup-cells: $(STAMP)
-	$(BIN)/python tools/setup_cell.py --write
+	$(BIN)/python -m tools.setup_cell --write
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -25,7 +25,7 @@ venv: $(STAMP)
 # tools/build_book.py: warnings and cell errors fail the build; a change in courselib drops
 # Jupyter Book's execution cache (which keys on the code cells, source and metadata, only) so every chapter re-runs.
 book: $(STAMP)
-	$(BIN)/python tools/build_book.py
+	$(BIN)/python -m tools.build_book
 	@echo
 	@echo "The course website is in $(CURDIR)/_build/html (open _build/html/index.html)."
 	@echo "Serve it with: make serve   (then visit http://localhost:$(PORT))"
@@ -34,7 +34,7 @@ book: $(STAMP)
 # by headless Chromium from Jupyter Book's single-page build; every page then links to it.
 pdf: $(STAMP)
 	$(call apt_need,command -v chromium,chromium,make pdf,exit 1)
-	$(BIN)/python tools/build_pdf.py
+	$(BIN)/python -m tools.build_pdf
 
 serve: book
 	@echo "Serving the course on http://localhost:$(PORT) (Ctrl-C stops it)"

@@ -6,8 +6,6 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tools"))
-sys.path.insert(0, str(HERE.parent))
 
 
 def main() -> int:

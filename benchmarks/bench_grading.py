@@ -33,13 +33,10 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[1]
-for extra in (ROOT, ROOT / "tools", ROOT / "tests"):
-    sys.path.insert(0, str(extra))
+from grading import grade, labs
+from grading.course import Course
 
-import labtools  # noqa: E402
-from generate_labs import make_course  # noqa: E402
-from grading import grade  # noqa: E402
+ROOT = Course.load().root
 
 GOAL_RATIO = 1.3
 GOAL_CLASS_S = 600.0
@@ -49,9 +46,9 @@ def floor_seconds(lab: str, experiments: bool = True, shutdown: str = "graceful"
     """The solution notebook in a fresh kernel, start-up included (wall clock); without its
     experiment cells if not ``experiments`` (grading leaves them out). ``shutdown``: nbclient's
     ``shutdown_kernel`` ("graceful", its default and the floor's; "immediate" as grading does)."""
-    nb = labtools.read(labtools.source_path(lab))
+    nb = labs.read(labs.source_path(lab))
     nb.cells = [c for c in nb.cells if not c.source.lstrip().startswith(("%", "!"))
-                and (experiments or not labtools.is_experiment(c))]
+                and (experiments or not labs.is_experiment(c))]
     start = time.perf_counter()
     NotebookClient(nb, timeout=600, kernel_name="python3", shutdown_kernel=shutdown,
                    resources={"metadata": {"path": str(ROOT)}}).execute()
@@ -62,7 +59,7 @@ def generated_class(lab: str, n: int, seed: int = 0) -> dict[str, dict]:
     """n students: 50% correct, 25% one typical mistake, 15% blank, 10% cheap attacks."""
     from test_labs import catalogue
 
-    ref = labtools.answers(labtools.read(labtools.source_path(lab)))
+    ref = labs.answers(labs.read(labs.source_path(lab)))
     first, last = next(iter(ref)), list(ref)[-1]
     mistakes = catalogue(lab).MISTAKES
     attacks = [
@@ -92,10 +89,10 @@ def write_class(course: Path, lab: str, students: dict[str, dict]) -> None:
     shutil.rmtree(uploads, ignore_errors=True)
     uploads.mkdir()
     for sid, answers in students.items():
-        nb = labtools.read(labtools.student_path(lab))
+        nb = labs.read(labs.student_path(lab))
         for cell in nb.cells:
-            if labtools.is_answer(cell) and labtools.nbmeta(cell)["grade_id"] in answers:
-                cell.source = answers[labtools.nbmeta(cell)["grade_id"]]
+            if labs.is_answer(cell) and labs.nbmeta(cell)["grade_id"] in answers:
+                cell.source = answers[labs.nbmeta(cell)["grade_id"]]
         nbformat.write(nb, uploads / f"{sid}_{lab}.ipynb")
     grade.prepare(course, lab)
     problem = grade.collect(course, lab, uploads)
@@ -107,7 +104,7 @@ def timed_class(tmp: Path, lab: str, students: dict[str, dict], workers: int,
     """Seconds to grade the class; and for each fifth of the run, in the order submissions were
     finished, seconds per submission and the mean 1-minute load average meanwhile (to tell a drift
     of the grader from other work on the machine)."""
-    course = make_course(tmp / f"w{workers}", (lab,))
+    course = Course.load().scratch(tmp / f"w{workers}", (lab,))
     write_class(course, lab, students)
     loads: list[tuple[float, float]] = []
     stop = threading.Event()
@@ -150,8 +147,8 @@ def main(argv: list[str] | None = None) -> dict:
         floors = [floor_seconds(args.lab, experiments=False) for _ in range(3)]
         floor = statistics.median(floors)
         killed = statistics.median([floor_seconds(args.lab, experiments=False, shutdown="immediate") for _ in range(3)])
-        course = make_course(tmp / "one", (args.lab,))
-        write_class(course, args.lab, {"solo": labtools.answers(labtools.read(labtools.source_path(args.lab)))})
+        course = Course.load().scratch(tmp / "one", (args.lab,))
+        write_class(course, args.lab, {"solo": labs.answers(labs.read(labs.source_path(args.lab)))})
         singles = []
         for _ in range(4):  # the first also starts the nbgrader fork server and makes the lab's template gradebook
             start = time.perf_counter()

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import labtools
+from grading import labs
 
 LAB = "lab3-conv"
 GOAL = 2.0  # the reference may be at most this many times slower than F.conv2d
@@ -60,7 +57,7 @@ def main(repeats: int = 21, threads: int | None = None, cpu_time: bool = False) 
     if threads:
         torch.set_num_threads(threads)
     clock = time.thread_time if cpu_time else time.perf_counter
-    solution = labtools.solution_module(LAB)
+    solution = labs.solution_module(LAB)
     gen = torch.Generator().manual_seed(0)
     rows = []
     for name, x_shape, w_shape, stride, padding in SHAPES:

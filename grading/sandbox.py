@@ -65,7 +65,6 @@ __all__ = ["Limits", "AutogradeResult", "CappedExecute", "SandboxError", "check_
            "KERNEL_NAME", "MAX_SUBMISSION_BYTES", "MAX_SUBMISSION_FILES"]
 
 KERNEL_NAME = "course-sandbox"
-REPO_ROOT = Path(__file__).resolve().parents[1]
 MAX_SUBMISSION_BYTES = 100 << 20
 MAX_SUBMISSION_FILES = 1000
 # Kernel messages queued in the grader before ZMQ drops them (each at most MAXMSGSIZE =
@@ -465,7 +464,6 @@ def _run(course: Path, lab: str, student: str, limits: Limits, out_dir: Path, ui
             # jupyter_client writes connection files with tempfile.mkstemp (random name, O_EXCL):
             # they must be in the directory bound into the sandbox
             "TMPDIR": str(kernel_dir),
-            "PYTHONPATH": str(REPO_ROOT),
             # nbgrader runs `alembic` from PATH
             "PATH": os.pathsep.join(filter(None, [str(Path(sys.executable).parent), env.get("PATH")])),
         })

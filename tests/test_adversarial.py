@@ -20,46 +20,13 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-import labtools
-from generate_labs import make_course
-from grading import grade, sandbox
-from test_labs import catalogue
+from grading import grade, labs, sandbox
+from grading.course import Course
+from support import LAB, PATCH, REF, WRONG, catalogue, snoop_code, student_notebook
 
 pytestmark = pytest.mark.pipeline
-LAB = "lab3-conv"
-REF = labtools.answers(labtools.read(labtools.source_path(LAB)))
 FULL = 14.0
 
-# Wrong answers with the right shapes and checks: zeros instead of the convolution / pooling.
-WRONG = {
-    "conv2d_naive": '''
-def _shape(x, weight, stride, padding):
-    if x.shape[1] != weight.shape[1]:
-        raise ValueError(f"x has {x.shape[1]} input channels but weight expects {weight.shape[1]}")
-    (sh, sw), (ph, pw) = as_pair(stride, "stride"), as_pair(padding, "padding")
-    return (x.shape[0], weight.shape[0], (x.shape[2] + 2 * ph - weight.shape[2]) // sh + 1,
-            (x.shape[3] + 2 * pw - weight.shape[3]) // sw + 1)
-
-def conv2d_naive(x, weight, bias=None, stride=1, padding=0):
-    return x.new_zeros(_shape(x, weight, stride, padding))
-''',
-    "conv2d": '''
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    return x.new_zeros(_shape(x, weight, stride, padding))
-''',
-    "max_pool2d": '''
-def max_pool2d(x, kernel_size, stride=None):
-    kh, kw = as_pair(kernel_size)
-    sh, sw = (kh, kw) if stride is None else as_pair(stride)
-    return x.new_zeros(x.shape[0], x.shape[1], (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1)
-''',
-}
-PATCH = '''
-import builtins, torch
-torch.allclose = lambda *a, **k: True
-torch.equal = lambda *a, **k: True
-builtins.abs = lambda x: 0
-'''
 LIAR = '''
 import torch
 
@@ -81,43 +48,11 @@ def replace(base: dict, **changes) -> dict:
     return {**base, **changes}
 
 
-def snoop_code(reads: list[Path], port: int, writes: list[Path] = ()) -> str:
-    """A student's code that prints LEAKED, WROTE, REMOVED or NETWORK for each file it can read
-    (or folder it can list), write or remove, and if it can connect to ``port`` on loopback."""
-    return f'''
-import os, socket
-print("UID", os.getuid())
-for p in {[str(p) for p in reads]!r}:
-    try:
-        data = os.listdir(p) if os.path.isdir(p) else open(p, "rb").read(100)
-        print("LEAKED", p, len(data))
-    except Exception:
-        pass
-for p in {[str(p) for p in writes]!r}:
-    try:
-        with open(p, "ab") as fh:
-            fh.write(b"x")
-        print("WROTE", p)
-    except Exception:
-        pass
-    try:
-        os.remove(p)
-        print("REMOVED", p)
-    except Exception:
-        pass
-try:
-    socket.create_connection(("127.0.0.1", {port}), timeout=2)
-    print("NETWORK")
-except Exception:
-    pass
-'''
-
-
 def attacks(course: Path, port: int) -> dict[str, tuple[dict, float, str]]:
     """student id -> (answer sources, exact expected score, expected status)."""
     secrets = [course / "solutions" / LAB / f"{LAB}.ipynb", course / "gradebook.db",
                course / "submitted" / "honest-ref" / LAB / f"{LAB}.ipynb", Path.home() / ".bashrc", Path("/etc/shadow"),
-               Path(labtools.ROOT) / "solutions" / LAB / f"{LAB}.ipynb"]
+               Path(labs.ROOT) / "solutions" / LAB / f"{LAB}.ipynb"]
     snoop = snoop_code(secrets, port, writes=[course / "gradebook.db",
                                               course / "submitted" / "honest-ref" / LAB / f"{LAB}.ipynb"])
     pool_first = lambda code: replace(REF, max_pool2d=code + REF["max_pool2d"])  # noqa: E731
@@ -180,20 +115,12 @@ def max_pool2d(x, kernel_size, stride=None):
     }
 
 
-def student_notebook(answers: dict) -> nbformat.NotebookNode:
-    nb = labtools.read(labtools.student_path(LAB))
-    for cell in nb.cells:
-        if labtools.is_answer(cell) and labtools.nbmeta(cell)["grade_id"] in answers:
-            cell.source = answers[labtools.nbmeta(cell)["grade_id"]]
-    return nb
-
-
 def edited_tests_notebook() -> nbformat.NotebookNode:
     """Correct answers; one test cell emptied and its points raised to 100, another stripped of its
     nbgrader metadata and emptied, an answer cell's grade_id renamed."""
     nb = student_notebook(REF)
     for cell in nb.cells:
-        meta = labtools.nbmeta(cell)
+        meta = labs.nbmeta(cell)
         if meta.get("grade_id") == "test_max_pool2d":
             cell.source = "pass"
             meta["points"] = 100
@@ -212,7 +139,7 @@ def sha(path: Path) -> str:
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("adversarial")
-    course = make_course(tmp, (LAB,))
+    course = Course.load().scratch(tmp, (LAB,))
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(5)
@@ -339,9 +266,9 @@ def test_output_flood_is_capped(graded):
 
 def test_feedback_says_what_failed_and_never_shows_test_code(graded):
     course = graded["course"]
-    source = labtools.read(labtools.source_path(LAB))
-    test_lines = {line.strip() for c in source.cells if labtools.is_test(c)
-                  for line in labtools.strip_markers(c.source).splitlines()
+    source = labs.read(labs.source_path(LAB))
+    test_lines = {line.strip() for c in source.cells if labs.is_test(c)
+                  for line in labs.strip_markers(c.source).splitlines()
                   if line.strip().startswith(("check_", "assert ", "cases = ", "for ", "expect_", "out = ", "x = "))}
     assert len(test_lines) > 20
     for sid in graded["results"]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -19,47 +18,16 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-import labtools
-from generate_labs import make_course
 from grading import grade
-from test_adversarial import PATCH, REF, WRONG, student_notebook
-from test_labs import catalogue
+from grading.course import Course
+from support import LAB, results_on_file, student_notebook, the_class
 
 pytestmark = pytest.mark.pipeline
-LAB = "lab3-conv"
-
-
-def the_class() -> dict[str, tuple[dict, float]]:
-    """30 students: correct, one typical mistake, blank, and a few that cheat; expected scores."""
-    points = labtools.tests(labtools.read(labtools.source_path(LAB)))
-    full = float(sum(points.values()))
-    mistakes = catalogue(LAB).MISTAKES
-    rng = random.Random(7)
-    names = sorted(mistakes)
-    students: dict[str, tuple[dict, float]] = {}
-    for i in range(12):
-        students[f"s{i:02d}-correct"] = (REF, full)
-    for i, name in enumerate(rng.sample(names, 10)):
-        gid, source, failing = mistakes[name]
-        students[f"s{12 + i:02d}-mistake"] = ({**REF, gid: source}, full - sum(points[g] for g in failing))
-    for i in range(4):
-        students[f"s{22 + i:02d}-blank"] = ({}, 0.0)
-    students["s26-patch"] = ({**WRONG, "conv2d_naive": PATCH + WRONG["conv2d_naive"]}, 0.0)
-    students["s27-transformer"] = ({**REF, "conv2d_naive": REF["conv2d_naive"] + "\nget_ipython()"
-                                    ".input_transformers_cleanup.append(lambda lines: ['pass\\n'])\n"}, 0.0)
-    students["s28-exit"] = ({**REF, "max_pool2d": "import os\nos._exit(1)\n" + REF["max_pool2d"]}, full - 3)
-    students["s29-correct"] = (REF, full)
-    return students
-
-
-def results_on_file(course: Path) -> dict[str, float]:
-    folder = course / "reports" / LAB / "results"
-    return {p.stem: p.stat().st_mtime for p in folder.glob("*.json")} if folder.is_dir() else {}
 
 
 def start(course: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "grading", LAB, "--no-collect", "--workers=2", "--cell-timeout=30"],
-                            cwd=course, env={**os.environ, "PYTHONPATH": str(labtools.ROOT)},
+                            cwd=course,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -94,7 +62,7 @@ def leftovers(course: Path) -> list[str]:
 
 
 def test_interrupted_and_resumed_class_run_grades_everyone_exactly_once(tmp_path):
-    course = make_course(tmp_path, (LAB,))
+    course = Course.load().scratch(tmp_path, (LAB,))
     students = the_class()
     uploads = tmp_path / "uploads"
     uploads.mkdir()

@@ -5,16 +5,14 @@ import importlib.util
 import nbformat
 import pytest
 
-import labtools
-from grading import feedback, repair, static
+from grading import feedback, labs, repair, static
 from grading.trusted import Verdict
-from labtools import LABS
 
 
 def with_answer(nb, gid, code):
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
-        if labtools.nbmeta(cell).get("grade_id") == gid:
+        if labs.nbmeta(cell).get("grade_id") == gid:
             cell.source = code
     return nb
 
@@ -29,11 +27,11 @@ FORBIDDEN_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("lab", LABS)
+@pytest.mark.parametrize("lab", labs.labs())
 def test_reference_and_honest_mistakes_read_clean(lab):
-    source = labtools.read(labtools.source_path(lab))
+    source = labs.read(labs.source_path(lab))
     assert static.scan(source, source, lab) == []
-    path = labtools.ROOT / "tests" / "lab_mistakes" / f"{lab.replace('-', '_')}.py"
+    path = labs.ROOT / "tests" / "lab_mistakes" / f"{lab.replace('-', '_')}.py"
     spec = importlib.util.spec_from_file_location("m", path)
     mistakes = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mistakes)
@@ -54,22 +52,22 @@ def test_reference_and_honest_mistakes_read_clean(lab):
     ("def f(:", "syntax", "does not parse"),
 ])
 def test_tampering_and_forbidden_calls_are_found(code, kind, word):
-    source = labtools.read(labtools.source_path("lab3-conv"))
+    source = labs.read(labs.source_path("lab3-conv"))
     found = static.scan(with_answer(source, "conv2d", code), source, "lab3-conv")
     assert any(f.kind == kind and word in f.detail for f in found), found
 
 
 def test_tensor_unfold_is_allowed_in_lab3():
-    source = labtools.read(labtools.source_path("lab3-conv"))
+    source = labs.read(labs.source_path("lab3-conv"))
     code = "def conv2d(x, w):\n    return x.unfold(2, 3, 1).unfold(3, 3, 1)"
     assert static.scan(with_answer(source, "conv2d", code), source, "lab3-conv") == []
 
 
 def test_repair_restores_metadata_and_deleted_cells_and_keeps_answers_and_added_cells():
-    release = labtools.read(labtools.student_path("lab1-init"))
+    release = labs.read(labs.student_path("lab1-init"))
     nb = copy.deepcopy(release)
-    tests = [c for c in nb.cells if labtools.is_test(c)]
-    answer = next(c for c in nb.cells if labtools.is_answer(c))
+    tests = [c for c in nb.cells if labs.is_test(c)]
+    answer = next(c for c in nb.cells if labs.is_answer(c))
     answer.source = "def compute_fans(w):\n    return 1, 2"
     answer.metadata.nbgrader["grade_id"] = "renamed"
     tests[0].metadata.nbgrader["points"] = 100
@@ -80,12 +78,12 @@ def test_repair_restores_metadata_and_deleted_cells_and_keeps_answers_and_added_
     nb.cells.insert(3, helper)
     fixed, notes = repair.repair(nb, release)
     assert len(notes) == 5, notes
-    ids = [labtools.nbmeta(c).get("grade_id") for c in fixed.cells]
-    assert [i for i in ids if i] == [labtools.nbmeta(c).get("grade_id") for c in release.cells
-                                     if labtools.nbmeta(c).get("grade_id")]
-    assert labtools.tests(fixed) == labtools.tests(release)
-    assert labtools.answers(fixed)["compute_fans"] == "def compute_fans(w):\n    return 1, 2"
-    assert any(c.source.startswith("def helper") and not labtools.nbmeta(c) for c in fixed.cells)
+    ids = [labs.nbmeta(c).get("grade_id") for c in fixed.cells]
+    assert [i for i in ids if i] == [labs.nbmeta(c).get("grade_id") for c in release.cells
+                                     if labs.nbmeta(c).get("grade_id")]
+    assert labs.tests(fixed) == labs.tests(release)
+    assert labs.answers(fixed)["compute_fans"] == "def compute_fans(w):\n    return 1, 2"
+    assert any(c.source.startswith("def helper") and not labs.nbmeta(c) for c in fixed.cells)
     assert repair.repair(release, release)[1] == []
 
 
@@ -97,10 +95,10 @@ def test_feedback_escapes_and_totals():
 
 
 def test_template_gradebook_is_kept_until_the_lab_changes(tmp_path):
-    from generate_labs import make_course
     from grading import grade
+    from grading.course import Course
 
-    course = make_course(tmp_path, ("lab3-conv",))
+    course = Course.load().scratch(tmp_path, ("lab3-conv",))
     first = grade.template(course, "lab3-conv")
     made = first.stat().st_mtime_ns
     assert grade.template(course, "lab3-conv") == first and first.stat().st_mtime_ns == made  # kept
@@ -133,8 +131,7 @@ def test_nbgrader_children_do_not_import_the_main_script_again(tmp_path, fast):
         f"{str(tmp_path / 'log')!r})\n"
         "    proc.join(120)\n"
         "    sys.exit(proc.exitcode)\n")
-    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=180,
-                         env={**__import__("os").environ, "PYTHONPATH": str(labtools.ROOT)})
+    run = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=180)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "log").read_text().strip()  # nbgrader printed its version
     assert marks.read_text().split() == (["__main__"] if fast else ["__main__", "__mp_main__"])

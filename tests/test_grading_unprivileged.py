@@ -26,18 +26,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import labtools
-from generate_labs import make_course
-from grading import sandbox
-from test_adversarial import LAB, REF, snoop_code, student_notebook
-from test_labs import catalogue
+from grading import labs, sandbox
+from grading.course import Course
+from support import LAB, REF, catalogue, snoop_code, student_notebook
 
 pytestmark = pytest.mark.pipeline
 if os.geteuid() != 0 or shutil.which("bwrap") is None:
     pytestmark = [pytestmark, pytest.mark.skip(reason="needs root (to create the unprivileged user) and bubblewrap")]
 
 USER = "course-grader"
-FULL = float(sum(labtools.tests(labtools.read(labtools.source_path(LAB))).values()))
+FULL = float(sum(labs.tests(labs.read(labs.source_path(LAB))).values()))
 
 
 def instructor() -> pwd.struct_passwd:
@@ -54,7 +52,7 @@ def reachable() -> Iterator[None]:
     """Let others traverse (not list) the folders above this repository and the Python it runs,
     e.g. /root for a Python under /root/.pyenv, for the duration of the tests."""
     changed: dict[Path, int] = {}
-    tops = {labtools.ROOT, Path(sys.executable).resolve(), Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
+    tops = {labs.ROOT, Path(sys.executable).resolve(), Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve()}
     for top in tops:
         for folder in [top, *top.parents] if top.is_dir() else top.parents:
             mode = folder.stat().st_mode
@@ -71,7 +69,7 @@ def reachable() -> Iterator[None]:
 def snoop(course: Path, home: Path, port: int) -> str:
     secrets = [home / "secret.txt", home, course / "gradebook.db", course / "solutions" / LAB / f"{LAB}.ipynb",
                course / "submitted" / "honest-ref" / LAB / f"{LAB}.ipynb",
-               labtools.ROOT / "solutions" / LAB / f"{LAB}.ipynb", Path("/etc/shadow")]
+               labs.ROOT / "solutions" / LAB / f"{LAB}.ipynb", Path("/etc/shadow")]
     return snoop_code(secrets, port) + REF["conv2d_naive"]
 
 
@@ -90,7 +88,7 @@ def grade_as(user: pwd.struct_passwd | None, where: Path, port: int, bwrap_dir: 
     home = where / "home"
     home.mkdir(parents=True)
     (home / "secret.txt").write_text("the instructor's own file\n")
-    course = make_course(where, (LAB,))
+    course = Course.load().scratch(where, (LAB,))
     for sid, (answers, _) in the_class(course, home, port).items():
         folder = course / "submitted" / sid / LAB
         folder.mkdir(parents=True)
@@ -100,7 +98,7 @@ def grade_as(user: pwd.struct_passwd | None, where: Path, port: int, bwrap_dir: 
             os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
     path = os.pathsep.join(filter(None, [str(bwrap_dir or ""), str(Path(sys.executable).parent), "/usr/bin", "/bin"]))
     env = {"PATH": path, "HOME": str(home), "USER": user.pw_name if user else "root", "LANG": "C.UTF-8",
-           "PYTHONPATH": str(labtools.ROOT), "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1"}
     ids = {} if user is None else {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
     run = subprocess.run([sys.executable, "-m", "grading", LAB, "--no-collect", "--workers=2", "--cell-timeout=30"],
                          cwd=course, env=env, capture_output=True, text=True, timeout=900, **ids)

@@ -19,11 +19,10 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-import generate_labs
-import labtools
-from generate_labs import make_course
-from labtools import LABS
-from test_labs import catalogue
+from grading import labs
+from grading.course import Course
+from support import catalogue
+from tools import generate_labs
 
 pytestmark = pytest.mark.pipeline
 NBGRADER = str(Path(sys.executable).with_name("nbgrader"))
@@ -39,8 +38,8 @@ def nbg(*args: str, cwd: Path, exchange: Path) -> str:
 def fill(student_nb_path: Path, replacements: dict[str, str], written: str | None) -> nbformat.NotebookNode:
     nb = nbformat.read(student_nb_path, as_version=4)
     for cell in nb.cells:
-        meta = labtools.nbmeta(cell)
-        if labtools.is_answer(cell) and meta["grade_id"] in replacements:
+        meta = labs.nbmeta(cell)
+        if labs.is_answer(cell) and meta["grade_id"] in replacements:
             cell.source = replacements[meta["grade_id"]]
         elif cell.cell_type == "markdown" and meta.get("solution") and written is not None:
             cell.source = written
@@ -52,12 +51,12 @@ class PipelineChecks:
 
     def test_full_pipeline(self, tmp_path):
         lab = self.LAB
-        course = make_course(tmp_path, (lab,))
+        course = Course.load().scratch(tmp_path, (lab,))
         exchange = tmp_path / "exchange"
         exchange.mkdir()
         os.chmod(exchange, 0o777)
-        src_nb = labtools.read(labtools.source_path(lab))
-        max_score = labtools.max_auto_score(src_nb)
+        src_nb = labs.read(labs.source_path(lab))
+        max_score = labs.max_auto_score(src_nb)
         cat = catalogue(lab)
 
         # instructor: generate (as `make labs` does: nbgrader, then the student marks) and release;
@@ -65,7 +64,7 @@ class PipelineChecks:
         nbg("generate_assignment", lab, "--force", cwd=course, exchange=exchange)
         released = course / "labs" / lab / f"{lab}.ipynb"
         generate_labs.add_student_marks(released)
-        assert released.read_text() == labtools.student_path(lab).read_text()
+        assert released.read_text() == labs.student_path(lab).read_text()
         nbg("release_assignment", lab, "--force", cwd=course, exchange=exchange)
 
         # a student on JupyterHub: fetch, solve, submit; the instructor collects
@@ -74,7 +73,7 @@ class PipelineChecks:
         nbg("fetch_assignment", lab, "--course=dl-course", cwd=home, exchange=exchange)
         fetched = home / lab / f"{lab}.ipynb"
         assert fetched.exists()
-        nbformat.write(fill(fetched, labtools.answers(src_nb), "A thoughtful written answer."), fetched)
+        nbformat.write(fill(fetched, labs.answers(src_nb), "A thoughtful written answer."), fetched)
         nbg("submit", lab, "--course=dl-course", cwd=home, exchange=exchange)
         nbg("collect", lab, "--update", cwd=course, exchange=exchange)
         hub_student = getpass.getuser()
@@ -83,8 +82,8 @@ class PipelineChecks:
         # students working on Colab upload "<id>_<lab>.ipynb" files: zip_collect files them
         archive = course / "downloaded" / lab / "archive"
         archive.mkdir(parents=True)
-        shutil.copy(labtools.student_path(lab), archive / f"blank_{lab}.ipynb")
-        nbformat.write(fill(labtools.student_path(lab), cat.COMBINED, None), archive / f"mistakes_{lab}.ipynb")
+        shutil.copy(labs.student_path(lab), archive / f"blank_{lab}.ipynb")
+        nbformat.write(fill(labs.student_path(lab), cat.COMBINED, None), archive / f"mistakes_{lab}.ipynb")
         nbg("zip_collect", lab, "--force", cwd=course, exchange=exchange)
         for sid in ("blank", "mistakes"):
             assert (course / "submitted" / sid / lab / f"{lab}.ipynb").exists()
@@ -94,11 +93,11 @@ class PipelineChecks:
         with open(course / "nbgrader_config.py", "a") as fh:
             fh.write(f"\nc.Exchange.root = {str(exchange)!r}\n")
         run = subprocess.run([sys.executable, "-m", "grading", lab, "--cell-timeout=120"], cwd=course,
-                             env={**os.environ, "PYTHONPATH": str(labtools.ROOT)}, capture_output=True, text=True,
+                             capture_output=True, text=True,
                              timeout=1200)
         assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
         assert "3 submissions: 3 graded, 0 flagged, 0 failed" in run.stdout, run.stdout
-        hidden = [line.strip() for c in src_nb.cells if labtools.is_test(c)
+        hidden = [line.strip() for c in src_nb.cells if labs.is_test(c)
                   for line in c.source.split("### BEGIN HIDDEN TESTS")[-1].splitlines()
                   if line.strip().startswith(("check", "assert", "for ", "expect"))]
         for sid in (hub_student, "blank", "mistakes"):
@@ -123,6 +122,6 @@ class PipelineChecks:
             assert float(rows[sid]["raw_score"]) == pytest.approx(want)
 
 
-for _lab in LABS:
+for _lab in labs.labs():
     _name = "TestPipeline_" + _lab.replace("-", "_")
     globals()[_name] = type(_name, (PipelineChecks,), {"LAB": _lab})

@@ -19,11 +19,9 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-import labtools
-from generate_labs import make_course
 from grading import grade
-from test_adversarial import student_notebook
-from test_class_grading import LAB, results_on_file, the_class
+from grading.course import Course
+from support import LAB, results_on_file, student_notebook, the_class
 
 pytestmark = pytest.mark.pipeline
 # correct, typical mistakes, blank, a kernel that exits, a notebook whose own tests were patched to pass
@@ -86,12 +84,12 @@ def use_gradebook(course: Path, url: str) -> None:
 
 def grade_command(course: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "grading", LAB, "--workers=2", "--cell-timeout=30", *args],
-                          cwd=course, env={**os.environ, "PYTHONPATH": str(labtools.ROOT)},
+                          cwd=course,
                           capture_output=True, text=True, timeout=900)
 
 
 def test_a_class_graded_into_postgresql(postgres, tmp_path):
-    course = make_course(tmp_path, (LAB,))
+    course = Course.load().scratch(tmp_path, (LAB,))
     use_gradebook(course, postgres)
     assert grade.gradebook_url(course) == postgres
     everyone = the_class()
@@ -131,7 +129,7 @@ def test_a_class_graded_into_postgresql(postgres, tmp_path):
 
 
 def test_an_unreachable_gradebook_is_a_clear_error(tmp_path):
-    course = make_course(tmp_path, (LAB,))
+    course = Course.load().scratch(tmp_path, (LAB,))
     use_gradebook(course, f"postgresql+psycopg://grader:s3cret@127.0.0.1:{free_port()}/gradebook")
     run = grade_command(course, "--no-collect")
     assert run.returncode == 2, run.stdout[-2000:] + run.stderr[-2000:]

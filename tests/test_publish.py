@@ -21,29 +21,10 @@ import nbformat
 import pytest
 import yaml
 
-import publish
+from support import TWO_LABS, copy_working_tree, git
+from tools import publish
 
 ROOT = Path(__file__).resolve().parents[1]
-TWO_LABS = ["lab1-init", "lab2-adamw"]
-
-
-def git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True).stdout
-
-
-def copy_working_tree(dest: Path) -> Path:
-    """``dest``: a git repository with one commit holding this working tree (tracked files and
-    new files that are not ignored, as they are now)."""
-    files = git("ls-files", "-z", "--cached", "--others", "--exclude-standard", cwd=ROOT).split("\0")
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, dest / name)
-    git("init", "--quiet", "--initial-branch", "main", cwd=dest)
-    git("add", "--all", cwd=dest)
-    git("-c", "user.name=Instructor", "-c", "user.email=instructor@example.edu", "commit", "--quiet",
-        "-m", "the course", cwd=dest)
-    return dest
 
 
 @pytest.fixture(scope="module")

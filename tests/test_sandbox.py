@@ -29,7 +29,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from nbgrader.api import Gradebook
 
-from generate_labs import make_course
+from grading.course import Course
 from grading.sandbox import MAX_SUBMISSION_BYTES, UID_POOL, Limits, autograde, check_submission
 
 pytestmark = pytest.mark.pipeline
@@ -79,7 +79,7 @@ def nbg(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def course(tmp_path_factory) -> Path:
-    course = make_course(tmp_path_factory.mktemp("sandbox"), ())
+    course = Course.load().scratch(tmp_path_factory.mktemp("sandbox"), ())
     (course / "solutions" / LAB).mkdir()
     nbformat.write(_source_notebook(), course / "solutions" / LAB / f"{LAB}.ipynb")
     nbg("generate_assignment", LAB, "--force", cwd=course)
@@ -478,7 +478,7 @@ def test_grading_processes_running_at_once_never_share_a_sandbox_user():
 
     code = ("import sys\nfrom grading import sandbox\nwith sandbox._sandbox_uid() as uid:\n"
             "    print(uid, flush=True)\n    sys.stdin.read()\n")
-    other = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    other = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         theirs = int(other.stdout.readline())

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-import setup_cell
+from tools import setup_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -43,11 +43,9 @@ import nbformat
 import pytest
 import yaml
 
+from tools import build_book, build_pdf, publish
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tools"))
-import build_book  # noqa: E402
-import build_pdf  # noqa: E402
-import publish  # noqa: E402
 
 SITE = ROOT / "_build" / "html"
 CACHE = ROOT / "_build" / ".jupyter_cache"

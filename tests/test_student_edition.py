@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-import publish
-from test_publish import TWO_LABS, copy_working_tree, git
+from support import TWO_LABS, copy_working_tree, git
+from tools import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.notebook

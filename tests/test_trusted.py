@@ -2,18 +2,16 @@
 solution and the blank template (every catalogued mistake: tests/test_labs.py): the grader's
 replay of the test cells runs the same checks on the same data, outside the student's process."""
 
-import labtools
 from courselib import checking
-from grading import trusted
-from labtools import LABS
-from test_labs import _source
+from grading import labs, trusted
+from support import source as _source
 
 
 def both_verdicts(lab, replacements, tmp_path, monkeypatch, nb=None):
     nb = nb or _source(lab)
     record = tmp_path / f"{len(list(tmp_path.iterdir()))}.bin"
     monkeypatch.setenv(checking.RECORD_ENV, str(record))
-    notebook = labtools.run_inprocess(nb, replacements)
+    notebook = labs.run_inprocess(nb, replacements)
     monkeypatch.delenv(checking.RECORD_ENV)
     verdicts, problem = trusted.replay(_source(lab), record)
     assert not problem
@@ -38,12 +36,12 @@ class TrustedChecks:
         assert_agree(notebook, verdicts)
 
     def test_blank_gets_nothing(self, tmp_path, monkeypatch):
-        student = labtools.read(labtools.student_path(self.LAB))
+        student = labs.read(labs.student_path(self.LAB))
         notebook, verdicts = both_verdicts(self.LAB, {}, tmp_path, monkeypatch, nb=student)
         assert not any(v.passed for v in verdicts.values())
         assert_agree(notebook, verdicts)
 
 
-for _lab in LABS:
+for _lab in labs.labs():
     _name = "TestTrusted_" + _lab.replace("-", "_")
     globals()[_name] = type(_name, (TrustedChecks,), {"LAB": _lab})

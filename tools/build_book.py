@@ -1,6 +1,6 @@
 """Build the course website: ``make book`` and the site tests (tests/test_site.py) run this.
 
-    python tools/build_book.py [--path-output DIR]
+    python -m tools.build_book [--path-output DIR]
 
 Runs ``jupyter-book build`` on the repository with warnings as errors (``-W -n``) and
 every notebook executed (an error in a cell fails the build: ``_config.yml``).

@@ -1,6 +1,6 @@
 """The whole course as one PDF: ``make pdf``.
 
-    python tools/build_pdf.py        (after ``make book``, or it builds the website first)
+    python -m tools.build_pdf        (after ``make book``, or it builds the website first)
 
 1. the website, as ``make book`` builds it (nothing is executed again when it is built);
 2. Jupyter Book's single-page HTML build of the same book (``_build/singlehtml``), from the
@@ -27,9 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import build_book
-import site_fixes
+from tools import build_book, site_fixes
 
 ROOT = Path(__file__).resolve().parents[1]
 PDF_NAME = site_fixes.COURSE_PDF  # in the website's root folder, where every page links to it

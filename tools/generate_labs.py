@@ -1,8 +1,8 @@
 """Generate the student labs (labs/<lab>/) from the instructor notebooks (solutions/<lab>/)
 with nbgrader, in a scratch course directory so the repository gets no gradebook.
 
-    python tools/generate_labs.py            # regenerate every lab into labs/
-    python tools/generate_labs.py --check    # exit 1 if labs/ differs from what nbgrader makes
+    python -m tools.generate_labs            # regenerate every lab into labs/
+    python -m tools.generate_labs --check    # exit 1 if labs/ differs from what nbgrader makes
 """
 from __future__ import annotations
 
@@ -18,10 +18,8 @@ from pathlib import Path
 import matplotlib
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(Path(__file__).parent))
-import labtools  # noqa: E402
-from labtools import LABS  # noqa: E402
+from grading import labs as labtools
+from grading.course import Course
 
 matplotlib.use("Agg")  # the experiment cells of the blank labs run in this process
 RAISES = "raises-exception"  # nbval's tag: the cell is expected to raise
@@ -39,26 +37,17 @@ def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return run
 
 
-def make_course(tmp: Path, labs: tuple[str, ...] = LABS) -> Path:
-    """A scratch nbgrader course: the repo's config and a copy of solutions/ for ``labs``."""
-    course = tmp / "course"
-    (course / "solutions").mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    for lab in labs:
-        shutil.copytree(ROOT / "solutions" / lab, course / "solutions" / lab,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    return course
-
-
 def generate(labs: tuple[str, ...], dest: Path) -> None:
+    """The student versions of ``labs``, as nbgrader generates them (plus :func:`add_student_marks`),
+    into ``dest``/<lab>/."""
     with tempfile.TemporaryDirectory() as tmp:
-        course = make_course(Path(tmp), labs)
+        scratch = Course.load(Course.load().scratch(Path(tmp), labs))
         for lab in labs:
-            nbgrader("generate_assignment", lab, "--force", "--log-level=WARN", cwd=course)
-            add_student_marks(course / "labs" / lab / f"{lab}.ipynb")
+            nbgrader("generate_assignment", lab, "--force", "--log-level=WARN", cwd=scratch.root)
+            add_student_marks(scratch.student_path(lab))
             if (dest / lab).exists():
                 shutil.rmtree(dest / lab)
-            shutil.copytree(course / "labs" / lab, dest / lab)
+            shutil.copytree(scratch.release_dir(lab), dest / lab)
 
 
 def add_student_marks(student: Path) -> None:
@@ -116,17 +105,20 @@ def differences(a: Path, b: Path) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true")
-    ap.add_argument("labs", nargs="*", default=list(LABS))
+    ap.add_argument("labs", nargs="*", help="the labs to generate (default: every lab in solutions/)")
     args = ap.parse_args()
-    labs = tuple(args.labs)
+    course = Course.load()
+    labs = tuple(course.check_lab(lab) for lab in args.labs) or tuple(course.labs())
+    release = course.release_dir()
     if not args.check:
-        generate(labs, ROOT / "labs")
-        print("regenerated: " + ", ".join(f"labs/{lab}" for lab in labs))
+        generate(labs, release)
+        print("regenerated: " + ", ".join(f"{course.release}/{lab}" for lab in labs))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         generate(labs, Path(tmp))
-        problems = [f"labs/{lab}: {d}" for lab in labs for d in differences(ROOT / "labs" / lab, Path(tmp) / lab)]
-    print("\n".join(problems) or "labs/ matches solutions/")
+        problems = [f"{course.release}/{lab}: {d}" for lab in labs
+                    for d in differences(release / lab, Path(tmp) / lab)]
+    print("\n".join(problems) or f"{course.release}/ matches {course.source}/")
     return 1 if problems else 0
 
 

@@ -1,6 +1,6 @@
 """Publish the student edition of the course: ``make publish DEST=<folder>``.
 
-    python tools/publish.py DEST [--labs lab1-init,lab2-adamw]
+    python -m tools.publish DEST [--labs lab1-init,lab2-adamw]
 
 The course lives in two repositories (docs/publishing.md). This one is the instructors': it
 holds the solutions and hidden tests (``solutions/``), the mistake catalogues and the grading
@@ -281,13 +281,27 @@ def student_toc(text: str, labs: list[str]) -> str:
     return yaml.safe_dump(toc, sort_keys=False)
 
 
+GRADER_PACKAGE = ("# courselib (src/) for every reader; grading (the instructors' grader, beside the course) is\n"
+                  "# installed with it, so that tools/, tests/ and benchmarks/ import it like any package.\n"
+                  '[tool.setuptools.packages.find]\nwhere = ["src", "."]\ninclude = ["courselib*", "grading*"]\n')
+GRADER_SCRIPT = ('# The grader as a command (the same as `python -m grading` and `make grade`).\n'
+                 '[project.scripts]\ncourse-grade = "grading.__main__:main"\n\n')
+# pyproject.toml's lines that name what the student edition does not have -> their replacement
+STUDENT_PYPROJECT = {
+    'testpaths = ["tests", "book", "solutions", "labs"]': 'testpaths = ["tests", "book", "labs"]',
+    GRADER_PACKAGE: '[tool.setuptools.packages.find]\nwhere = ["src"]\n',
+    GRADER_SCRIPT: '',
+}
+
+
 def student_pyproject(text: str) -> str:
-    """``pyproject.toml`` whose pytest runs no ``solutions/``."""
-    line = 'testpaths = ["tests", "book", "solutions", "labs"]'
-    if line not in text:
-        raise PublishError(f"pyproject.toml no longer has the line {line!r} that publish rewrites: "
-                           "update student_pyproject() in tools/publish.py")
-    return text.replace(line, 'testpaths = ["tests", "book", "labs"]')
+    """``pyproject.toml`` whose pytest runs no ``solutions/`` and that installs no grader."""
+    for line, replacement in STUDENT_PYPROJECT.items():
+        if line not in text:
+            raise PublishError(f"pyproject.toml no longer has the line {line!r} that publish rewrites: "
+                               "update STUDENT_PYPROJECT in tools/publish.py")
+        text = text.replace(line, replacement)
+    return text
 
 
 def student_chapter(text: str, labs: list[str]) -> str:

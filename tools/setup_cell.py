@@ -6,8 +6,8 @@ and only it, from there:
 Colab already has torch, numpy, matplotlib, tqdm and ipywidgets. Elsewhere it does nothing.
 ``COURSELIB_SOURCE`` overrides where it installs from (tests point it at a local copy).
 
-    python tools/setup_cell.py --check   # exit 1 if a notebook's setup cell is missing or stale
-    python tools/setup_cell.py --write   # insert or refresh it in every notebook
+    python -m tools.setup_cell --check   # exit 1 if a notebook's setup cell is missing or stale
+    python -m tools.setup_cell --write   # insert or refresh it in every notebook
 """
 from __future__ import annotations
 

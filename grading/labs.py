@@ -1,21 +1,26 @@
-"""Read the labs' nbgrader notebooks: answer cells, test cells, points; run them in-process.
+"""Read the labs' nbgrader notebooks: answer cells, test cells, points, policy; run them in-process.
 
-Conventions every lab follows (checked by tests/test_labs.py):
+Conventions every lab follows (docs/writing-a-lab.md; checked by tests/test_lab_structure.py):
 
-* ``solutions/<lab>/<lab>.ipynb`` is the nbgrader source notebook.
+* ``solutions/<lab>/<lab>.ipynb`` is the nbgrader source notebook (the folder *is* the lab:
+  :meth:`grading.course.Course.labs` finds it).
 * An *answer cell* has nbgrader metadata ``solution: true, grade: false`` and a
   ``grade_id`` naming what it implements (e.g. ``kaiming_normal_``).
 * A *test cell* has ``grade: true, solution: false, locked: true``, ``points`` and a
-  ``grade_id`` starting with ``test_``; visible asserts first, then the hidden ones
-  between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``.
+  ``grade_id`` starting with ``test_``; its first statement is ``checks.cell("<grade_id>")``;
+  visible asserts first, then the hidden ones between ``### BEGIN HIDDEN TESTS`` and
+  ``### END HIDDEN TESTS``.
+* The read-only helper cell declares the lab's ``POLICY`` (a literal dict: the built-in routines
+  the answers may not use) which the notebook's checks, the static scan and the tests all read.
 * Cells tagged ``experiment`` (plots, timing, training) are skipped by the fast
   in-process checks; no test cell may depend on them.
 * Written answers are markdown cells with ``solution: true, grade: true`` (manually graded).
 
-Used by the tests, the benchmarks and ``tools/generate_labs.py``; never by students.
+Used by the tests, the benchmarks, ``tools/generate_labs.py`` and the grader; never by students.
 """
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import sys
@@ -26,20 +31,25 @@ from types import ModuleType
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-from grading.nbcells import is_answer, is_experiment, is_test, nbmeta, strip_markers  # noqa: E402
+from .course import ROOT, Course
+from .nbcells import is_answer, is_experiment, is_test, nbmeta, strip_markers
 
-LABS = ("lab1-init", "lab2-adamw", "lab3-conv")
+__all__ = ["ROOT", "Course", "is_answer", "is_experiment", "is_test", "nbmeta", "strip_markers", "labs", "source_path",
+           "student_path", "read", "answers", "tests", "max_auto_score", "policy", "CellRun", "execute",
+           "run_inprocess", "expected_errors", "solution_module"]
+
+
+def labs() -> list[str]:
+    """Every lab of this repository's course (discovered: see :meth:`Course.labs`)."""
+    return Course.load().labs()
 
 
 def source_path(lab: str) -> Path:
-    return ROOT / "solutions" / lab / f"{lab}.ipynb"
+    return Course.load().source_path(lab)
 
 
 def student_path(lab: str) -> Path:
-    return ROOT / "labs" / lab / f"{lab}.ipynb"
+    return Course.load().student_path(lab)
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -58,6 +68,35 @@ def tests(nb) -> dict[str, int | float]:
 
 def max_auto_score(nb) -> float:
     return float(sum(tests(nb).values()))
+
+
+def policy(nb) -> dict:
+    """The lab's ``POLICY``: the literal dict assigned at the top level of one of its read-only
+    code cells, e.g. ``{"forbidden": r"(^|\\.)init\\.\\w+$"}`` ({} when the lab has none).
+    ``forbidden``: a regular expression over dotted names the answers may not use;
+    ``forbidden_ops`` (optional): one over the ATen operations they may not run."""
+    found = []
+    for cell in nb.cells:
+        if cell.cell_type != "code" or is_answer(cell) or is_test(cell):
+            continue
+        try:
+            tree = ast.parse(strip_markers(cell.source))
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "POLICY" for t in node.targets):
+                try:
+                    found.append(ast.literal_eval(node.value))
+                except ValueError as e:
+                    raise ValueError("POLICY must be a literal dict (strings only), so that the grader can read it "
+                                     f"without running the notebook: {e}") from None
+    if len(found) > 1:
+        raise ValueError(f"the lab assigns POLICY {len(found)} times: declare it once, in the helper cell")
+    value = found[0] if found else {}
+    if not isinstance(value, dict) or not set(value) <= {"forbidden", "forbidden_ops"}:
+        raise ValueError(f"POLICY must be a dict with the key 'forbidden' (and optionally 'forbidden_ops'), "
+                         f"got {value!r}")
+    return value
 
 
 @dataclass
