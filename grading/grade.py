@@ -274,7 +274,7 @@ def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandb
     notes += [f"Your notebook, {e}." for e in events]
     try:
         mine = nbformat.read(submitted / f"{lab}.ipynb", as_version=4)
-        flags += [f"code: {f}" for f in static.scan(mine, source, lab)]
+        flags += [f"code: {f}" for f in static.scan(mine, source)]
     except Exception as e:  # noqa: BLE001 - an unreadable notebook is a finding, not a crash
         flags.append(f"code: the notebook could not be read ({type(e).__name__}: {e})")
     own: dict[str, float | None] = {}

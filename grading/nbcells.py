@@ -1,4 +1,4 @@
-"""The kinds of cell in a lab notebook, by their nbgrader metadata (see tools/labtools.py for
+"""The kinds of cell in a lab notebook, by their nbgrader metadata (see grading/labs.py for
 the conventions every lab follows)."""
 from __future__ import annotations
 

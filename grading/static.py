@@ -4,9 +4,11 @@ Two kinds of finding, both *flags* for a person to review, never a change of sco
 * **tampering**: code that reaches for the machinery around the answers (IPython hooks and input
   transformers, builtins, other modules' attributes, the interpreter's frames, the grader's
   session, processes and signals). Honest answers to these labs never need any of it.
-* **forbidden**: the built-in routine a lab asks students to write themselves (``torch.nn.init``
-  in lab 1, PyTorch's Adam in lab 2, convolution/unfold/pooling in lab 3). The labs' own checks
-  also catch this at run time; this reading cannot be switched off from inside the kernel.
+* **forbidden**: the built-in routine a lab asks students to write themselves, as the lab's
+  ``POLICY["forbidden"]`` says (a regex over dotted names as the code writes them: ``F.conv2d``,
+  ``torch.nn.init.kaiming_normal_``; see :func:`grading.labs.policy`). The labs' own checks catch
+  this at run time too (``courselib.labcheck.Forbidden``); this reading cannot be switched off
+  from inside the kernel.
 
 Obfuscated code (names assembled from strings) can evade any reading of source, which is why
 this only flags: the scores come from the trusted replay (grading/trusted.py).
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 
 import nbformat
 
-from . import nbcells
+from . import labs, nbcells
 
 # name or attribute -> why it is suspicious
 TAMPERING = {
@@ -63,17 +65,6 @@ TAMPERING = {
 LYING_METHODS = {"__eq__", "__ne__", "__bool__", "__lt__", "__le__", "__gt__", "__ge__", "__float__",
                  "__index__", "__int__", "__abs__", "__len__", "__instancecheck__"}
 
-# lab -> regex over the dotted names the student's code uses (attributes like ``F.conv2d``,
-# imports like ``torch.nn.init.kaiming_normal_``): the built-in routines students must not call.
-FORBIDDEN = {
-    "lab1-init": r"(^|\.)init(\.(_?calculate\w*|xavier\w*|kaiming\w*))?$",
-    "lab2-adamw": r"(^|\.)optim\.(Adam|AdamW|adam|adamw)(\.|$)|_(single|multi)_tensor_adamw?$|_fused_adamw?$"
-                  r"|functional\.adamw?$",
-    "lab3-conv": r"\.(conv\w*|Conv\w*|\w*[pP]ool\w*|im2col|col2im|\w*correlate\w*|\w*convolve\w*|_convolution\w*)$"
-                 r"|(^|\.)(functional|F|nn)\.(un)?fold$|(^|\.)(Unfold|Fold)$",
-}
-
-
 @dataclass(frozen=True)
 class Finding:
     cell: str      # the answer cell's grade_id, or "cell <n>" for a cell the student added
@@ -105,10 +96,12 @@ def _strip_magics(code: str) -> str:
     return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines())
 
 
-def scan(submitted: nbformat.NotebookNode, source: nbformat.NotebookNode, lab: str) -> list[Finding]:
-    """Everything worth a look in the student's own code, at most one finding per (cell, reason)."""
+def scan(submitted: nbformat.NotebookNode, source: nbformat.NotebookNode) -> list[Finding]:
+    """Everything worth a look in the student's own code, at most one finding per (cell, reason);
+    ``source`` is the instructor's notebook of the lab (its cells and its ``POLICY``)."""
     findings: dict[tuple[str, str, str], Finding] = {}
-    forbidden = re.compile(FORBIDDEN[lab]) if lab in FORBIDDEN else None
+    pattern = labs.policy(source).get("forbidden")
+    forbidden = re.compile(pattern) if pattern else None
     for label, code in student_code(submitted, source):
         body = nbcells.strip_markers(code)
         try:

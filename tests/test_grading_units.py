@@ -1,12 +1,12 @@
 """The grader's pieces that need no sandbox: static reading, notebook repair, feedback pages."""
 import copy
-import importlib.util
 
 import nbformat
 import pytest
 
 from grading import feedback, labs, repair, static
 from grading.trusted import Verdict
+from support import catalogue
 
 
 def with_answer(nb, gid, code):
@@ -17,28 +17,15 @@ def with_answer(nb, gid, code):
     return nb
 
 
-FORBIDDEN_MISTAKES = {
-    "lab1-init": {"calls_torch_builtin", "calls_torch_builtin_gain", "xu_calls_torch_builtin", "xn_calls_torch_builtin",
-                  "ku_calls_torch_builtin", "kn_truncated_normal", "kn_calls_torch_builtin"},
-    "lab2-adamw": {"adam_calls_torch_adam", "adamw_calls_torch_adamw", "class_subclasses_torch_adamw"},
-    "lab3-conv": {"conv_calls_F_conv2d", "conv_forbidden_call_in_try", "conv_imported_conv2d_alias",
-                  "conv_uses_F_unfold",
-                  "naive_calls_F_conv2d", "pool_calls_F_max_pool2d"},
-}
-
-
 @pytest.mark.parametrize("lab", labs.labs())
 def test_reference_and_honest_mistakes_read_clean(lab):
     source = labs.read(labs.source_path(lab))
-    assert static.scan(source, source, lab) == []
-    path = labs.ROOT / "tests" / "lab_mistakes" / f"{lab.replace('-', '_')}.py"
-    spec = importlib.util.spec_from_file_location("m", path)
-    mistakes = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mistakes)
+    assert static.scan(source, source) == []
+    mistakes = catalogue(lab)
     flagged = {name for name, (gid, code, _) in mistakes.MISTAKES.items()
-               if static.scan(with_answer(source, gid, code), source, lab)}
+               if static.scan(with_answer(source, gid, code), source)}
     # exactly the mistakes that use the built-in routine the lab forbids are flagged
-    assert flagged == FORBIDDEN_MISTAKES[lab]
+    assert flagged == mistakes.FORBIDDEN
 
 
 @pytest.mark.parametrize("code, kind, word", [
@@ -53,14 +40,14 @@ def test_reference_and_honest_mistakes_read_clean(lab):
 ])
 def test_tampering_and_forbidden_calls_are_found(code, kind, word):
     source = labs.read(labs.source_path("lab3-conv"))
-    found = static.scan(with_answer(source, "conv2d", code), source, "lab3-conv")
+    found = static.scan(with_answer(source, "conv2d", code), source)
     assert any(f.kind == kind and word in f.detail for f in found), found
 
 
 def test_tensor_unfold_is_allowed_in_lab3():
     source = labs.read(labs.source_path("lab3-conv"))
     code = "def conv2d(x, w):\n    return x.unfold(2, 3, 1).unfold(3, 3, 1)"
-    assert static.scan(with_answer(source, "conv2d", code), source, "lab3-conv") == []
+    assert static.scan(with_answer(source, "conv2d", code), source) == []
 
 
 def test_repair_restores_metadata_and_deleted_cells_and_keeps_answers_and_added_cells():

@@ -18,7 +18,7 @@ from pathlib import Path
 import matplotlib
 import nbformat
 
-from grading import labs as labtools
+from grading import labs
 from grading.course import Course
 
 matplotlib.use("Agg")  # the experiment cells of the blank labs run in this process
@@ -60,10 +60,10 @@ def add_student_marks(student: Path) -> None:
 def mark_expected_errors(student: Path) -> None:
     """Tag ``raises-exception`` the cells of the student lab that raise while it is blank (the
     stubs' ``NotImplementedError`` and the test cells that call them; see
-    :func:`labtools.expected_errors`), so that nbval runs it and fails on any other error. The
+    :func:`labs.expected_errors`), so that nbval runs it and fails on any other error. The
     instructor notebooks carry no such tag: there a failing test cell is a failure."""
     nb = nbformat.read(student, as_version=4)
-    expected = labtools.expected_errors(nb)
+    expected = labs.expected_errors(nb)
     for index, cell in enumerate(nb.cells):
         tags = [t for t in cell.metadata.get("tags", []) if t != RAISES]
         if index in expected:

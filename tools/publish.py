@@ -47,16 +47,16 @@ ROOT = Path(__file__).resolve().parents[1]
 PUBLISHED = ["book/", "src/courselib/", "docs/img/", "_config.yml", "_toc.yml", "environment.yml",
              "pyproject.toml", ".gitignore", "conftest.py", "course.mk",
              "tools/build_book.py", "tools/build_pdf.py", "tools/site_fixes.py", "tools/site_static/",
-             "tools/setup_cell.py"]
+             "tools/__init__.py", "tools/setup_cell.py"]
 # Tests that need neither answers nor grading: courselib, the notebooks' hygiene and setup cell.
-STUDENT_TESTS = ["tests/conftest.py", "tests/test_checking.py", "tests/test_data.py",
-                 "tests/test_environment.py", "tests/test_notebook_hygiene.py", "tests/test_plots_widgets.py",
+STUDENT_TESTS = ["tests/conftest.py", "tests/test_checking.py", "tests/test_data.py", "tests/test_environment.py",
+                 "tests/test_labcheck.py", "tests/test_notebook_hygiene.py", "tests/test_plots_widgets.py",
                  "tests/test_probes.py", "tests/test_setup_cell.py", "tests/test_train.py", "tests/test_utils.py"]
 TEMPLATES = ROOT / "tools" / "student_edition"  # README.md and Makefile of the student edition
 # Never in the student edition, whatever PUBLISHED says: the answers and what knows them.
 INSTRUCTOR_ONLY = ["solutions/", "tests/lab_mistakes/", "grading/", "benchmarks/", "scripts/",
                    "nbgrader_config.py", "docs/publishing.md", "docs/grading-at-scale.md",
-                   "tools/publish.py", "tools/generate_labs.py", "tools/labtools.py", "tools/student_edition/"]
+                   "tools/publish.py", "tools/generate_labs.py", "tools/student_edition/", "tests/support.py"]
 INSTRUCTOR_SECTION = "# --- Instructor only:"  # in _config.yml: this line and the rest stay here
 LAB_POINTER = "lab-pointer"  # the tag of a chapter's closing cell that leads to its lab
 MARKER = ".course-edition"  # in DEST: says that publish wrote it (and may write it again)

@@ -325,3 +325,12 @@ COMBINED = {
     "AdamW": MISTAKES["class_no_validation"][1],             # -2 (test_AdamW_api)
 }
 COMBINED_EXPECTED_SCORE = 5.0  # of 12
+
+
+# The mistakes that use a routine the lab's POLICY forbids: exactly these are flagged by the
+# grader's reading of the source (grading/static.py).
+FORBIDDEN = {
+    "adam_calls_torch_adam",
+    "adamw_calls_torch_adamw",
+    "class_subclasses_torch_adamw",
+}

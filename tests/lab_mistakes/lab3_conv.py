@@ -289,3 +289,15 @@ COMBINED = {
     "max_pool2d": MISTAKES["pool_pairs_swapped"][1],          # -1 (test_max_pool2d_stride_pairs)
 }
 COMBINED_EXPECTED_SCORE = 9.0  # of 14
+
+
+# The mistakes that use a routine the lab's POLICY forbids: exactly these are flagged by the
+# grader's reading of the source (grading/static.py).
+FORBIDDEN = {
+    "conv_calls_F_conv2d",
+    "conv_forbidden_call_in_try",
+    "conv_imported_conv2d_alias",
+    "conv_uses_F_unfold",
+    "naive_calls_F_conv2d",
+    "pool_calls_F_max_pool2d",
+}
