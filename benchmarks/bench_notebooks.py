@@ -31,6 +31,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from tools import build_book
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GOAL_NOTEBOOK_S = 90.0
@@ -43,8 +45,7 @@ def book_sources() -> list[str]:
     files, the folders _toc.yml's pages and the bibliography live in, and the Sphinx local
     extensions _config.yml loads."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]] + [c["file"] for part in toc.get("parts", [toc]) for c in part.get("chapters", [])]
+    files = build_book.toc_pages(ROOT)
     files += config.get("bibtex_bibfiles", [])
     sources = {"_config.yml", "_toc.yml"} | {Path(f).parts[0] for f in files}
     for name, folder in (config.get("sphinx", {}).get("local_extensions") or {}).items():

@@ -14,140 +14,44 @@ does, it costs that submission its own points, with a readable reason in the rep
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
-import functools
-import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import nbformat
-import nbgrader.api as nbgrader_api
-from nbgrader import __version__ as nbgrader_version
 from nbgrader.api import Gradebook, MissingEntry
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 from tqdm.auto import tqdm
 
 from . import feedback, nbcells, repair, sandbox, static, stopping, trusted
+from .course import Course, CourseError
+from .gradebook import (
+    GradingError,
+    collect,
+    connect,
+    digest,
+    gradebook_url,
+    open_gradebook,
+    prepare,
+    record,
+    sqlite,
+    students,
+    template,
+)
+from .reports import Graded, check_table, export, summary
 
-COURSE_ID = "dl-course"
-# nbgrader's Gradebook shells out to `alembic` through PATH: this environment's bin comes first.
-_BIN = str(Path(sys.executable).parent)
-if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
-    os.environ["PATH"] = f"{_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
-# ... and it takes seconds: once per process is enough (every Gradebook() would run it again).
-nbgrader_api.get_alembic_version = functools.lru_cache(maxsize=1)(nbgrader_api.get_alembic_version)
+__all__ = ["GradingError", "Graded", "collect", "export", "gradebook_url", "grade_class", "grade_one", "main",
+           "open_gradebook", "prepare", "template"]
+
 _NOTES = {
     "timeout": "Your notebook did not finish within the time limit; the checks that had not run count as failed.",
     "error": "Your notebook stopped before the end (the kernel exited, was killed or ran out of memory); "
              "the checks that had not run count as failed.",
 }
-
-
-class GradingError(RuntimeError):
-    """The class cannot be graded (gradebook unreachable, nbgrader failed): the message says why."""
-
-
-@dataclass
-class Graded:
-    """The outcome for one submission, as written to the report."""
-
-    student: str
-    status: str                      # "graded", "flagged" (graded, needs a look), "failed" (not graded)
-    score: float
-    max_score: float
-    checks: dict[str, float] = field(default_factory=dict)       # grade_id -> trusted points
-    notebook: dict[str, float | None] = field(default_factory=dict)  # grade_id -> the notebook's own points
-    messages: dict[str, str] = field(default_factory=dict)      # grade_id -> failure message
-    flags: list[str] = field(default_factory=list)              # for the instructor
-    seconds: float = 0.0
-
-
-def nbgrader(*args: str, course: Path, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """``nbgrader <args>`` in ``course``; killed, and :class:`stopping.Stopped` raised, on Ctrl-C."""
-    exe = Path(sys.executable).with_name("nbgrader")
-    return stopping.run([str(exe), *args], cwd=course, timeout=timeout)
-
-
-def _sqlite(folder: Path) -> str:
-    """The SQLite gradebook in ``folder`` (the template and every worker's private copy)."""
-    return f"sqlite:///{Path(folder).resolve() / 'gradebook.db'}"
-
-
-def gradebook_url(course: Path) -> str:
-    """The course's gradebook, as nbgrader itself finds it: ``CourseDirectory.db_url`` from
-    nbgrader's configuration (system-wide, the user's, the course's ``nbgrader_config.py``),
-    else ``sqlite:///<course>/gradebook.db``. A PostgreSQL gradebook
-    (``postgresql+psycopg://user:password@host/db``) needs ``pip install -e ".[postgres]"``."""
-    from nbgrader.apps import NbGraderApp
-    from nbgrader.coursedir import CourseDirectory
-
-    app = NbGraderApp()
-    with contextlib.chdir(course):  # nbgrader reads nbgrader_config.py from the working directory (main thread only)
-        app.load_config_file()
-    return CourseDirectory(config=app.config, root=str(Path(course).resolve())).db_url
-
-
-def open_gradebook(course: Path) -> Gradebook:
-    """nbgrader's Gradebook of ``course`` (see :func:`gradebook_url`), with a clear error when its
-    database cannot be reached."""
-    url = gradebook_url(course)
-    shown = make_url(url).render_as_string(hide_password=True)
-    try:
-        return Gradebook(url, COURSE_ID)
-    except ModuleNotFoundError as e:
-        raise GradingError(f"the gradebook {shown} (CourseDirectory.db_url) needs the database driver "
-                           f"{e.name!r}, which is not installed. `pip install -e \".[postgres]\"` installs psycopg, "
-                           "which URLs of the form postgresql+psycopg://user:password@host/db use") from e
-    except OperationalError as e:
-        raise GradingError(f"cannot open the gradebook {shown} (CourseDirectory.db_url): "
-                           f"{str(e.orig).strip() or e}") from e
-
-
-def prepare(course: Path, lab: str) -> None:
-    """Make sure the gradebook knows the lab (its test cells are restored from there)."""
-    try:
-        with open_gradebook(course) as gb:
-            gb.find_notebook(lab, lab)
-            return
-    except MissingEntry:
-        pass
-    run = nbgrader("generate_assignment", lab, "--force", course=course)
-    if run.returncode != 0:
-        raise GradingError(f"nbgrader generate_assignment {lab} failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
-
-
-def collect(course: Path, lab: str, uploads: Path | None) -> str:
-    """Bring submissions into submitted/: uploaded files via zip_collect, else the exchange."""
-    if uploads is not None:
-        archive = course / "downloaded" / lab / "archive"
-        if archive.exists():
-            shutil.rmtree(archive)
-        archive.mkdir(parents=True)
-        for item in sorted(Path(uploads).iterdir()):
-            if item.is_file() and not item.is_symlink():
-                shutil.copy(item, archive / item.name)
-        run = nbgrader("zip_collect", lab, "--force", course=course)
-    else:
-        run = nbgrader("collect", lab, "--update", course=course)
-    log = (run.stdout + run.stderr).strip()
-    if run.returncode != 0:
-        return f"collect failed (grading what is already in submitted/): {log.splitlines()[-1] if log else ''}"
-    return ""
-
-
-def students(course: Path, lab: str) -> list[str]:
-    root = Path(course) / "submitted"
-    return sorted(p.name for p in root.iterdir() if (p / lab).exists()) if root.is_dir() else []
 
 
 @dataclass
@@ -163,45 +67,6 @@ class _Run:
     private: Path | None
     digest: str
     seconds: float
-
-
-def _digest(folder: Path) -> str:
-    """A fingerprint of a submission folder (names and bytes of its regular files)."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
-        h.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
-
-
-def _template_key(course: Path, lab: str) -> str:
-    """What the template gradebook is made from: nbgrader's version and configuration, the lab's source."""
-    h = hashlib.sha256(f"nbgrader {nbgrader_version}\0".encode())
-    h.update((Path(course) / "nbgrader_config.py").read_bytes() + b"\0")
-    h.update(_digest(Path(course) / "solutions" / lab).encode())
-    return h.hexdigest()
-
-
-def template(course: Path, lab: str) -> Path:
-    """A gradebook that knows the lab and nothing else. Every submission is autograded in a private
-    copy of the course with a copy of it, so nbgrader's writes never meet, and a submission never
-    touches the real gradebook. Made once (``nbgrader generate_assignment``, seconds) and kept
-    under ``records/.template/<lab>/`` until the lab's source or nbgrader's configuration changes;
-    nothing ever writes to it but this function."""
-    root = Path(course) / "records" / ".template" / lab
-    key = _template_key(course, lab)
-    stamp = root / "fingerprint"
-    if (root / "gradebook.db").is_file() and stamp.is_file() and stamp.read_text() == key:
-        return root / "gradebook.db"
-    if root.exists():
-        shutil.rmtree(root)
-    (root / "solutions").mkdir(parents=True)
-    shutil.copy(Path(course) / "nbgrader_config.py", root)
-    shutil.copytree(Path(course) / "solutions" / lab, root / "solutions" / lab)
-    run = nbgrader("generate_assignment", lab, "--force", f"--CourseDirectory.db_url={_sqlite(root)}", course=root)
-    if run.returncode != 0:
-        raise GradingError(f"nbgrader generate_assignment {lab} failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
-    stamp.write_text(key)  # last: an interrupted build is made again next time
-    return root / "gradebook.db"
 
 
 def _events(notebook: Path, limits: sandbox.Limits) -> list[str]:
@@ -231,7 +96,8 @@ def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandb
     Cells tagged ``experiment`` (plots, timings, training runs; never graded) are left out
     unless ``run_experiments``: the student's own outputs of them stay in submitted/."""
     start = time.monotonic()
-    source = nbformat.read(course / "solutions" / lab / f"{lab}.ipynb", as_version=4)
+    layout = Course.load(course)
+    source = nbformat.read(layout.source_path(lab), as_version=4)
     points = {nbcells.nbmeta(c)["grade_id"]: float(nbcells.nbmeta(c).get("points", 0))
               for c in source.cells if nbcells.is_test(c)}
     submitted = course / "submitted" / student / lab
@@ -244,25 +110,22 @@ def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandb
                     for g, p in points.items()}
         return _Run(student, verdicts, [f"submission refused: {problem}"],
                     [f"Your submission could not be graded: {problem}"], True, {}, None, "", time.monotonic() - start)
-    digest = _digest(submitted)
-    private = work / "course"
-    (private / "solutions").mkdir(parents=True)
-    shutil.copy(course / "nbgrader_config.py", private)
-    shutil.copytree(course / "solutions" / lab, private / "solutions" / lab)
+    fingerprint = digest(submitted)
+    private = layout.scratch(work, [lab])
     shutil.copy(template_db, private / "gradebook.db")
     shutil.copytree(submitted, private / "submitted" / student / lab)
     flags, notes = [], []
     try:  # metadata the student edited would make nbgrader refuse the whole notebook
         mine = private / "submitted" / student / lab / f"{lab}.ipynb"
         fixed, changes = repair.repair(nbformat.read(mine, as_version=4),
-                                       nbformat.read(course / "labs" / lab / f"{lab}.ipynb", as_version=4))
+                                       nbformat.read(layout.student_path(lab), as_version=4))
         flags += [f"notebook repaired: {c}" for c in changes]
         if not run_experiments:  # ungraded, and every lab puts them after its last test cell
             fixed.cells = [c for c in fixed.cells if not nbcells.is_experiment(c)]
         nbformat.write(fixed, mine)
     except Exception as e:  # noqa: BLE001 - nbgrader will report what it makes of it
         flags.append(f"notebook could not be repaired ({type(e).__name__}: {e})")
-    run = sandbox.autograde(private, lab, student, limits=limits, out_dir=work / "out", db_url=_sqlite(private))
+    run = sandbox.autograde(private, lab, student, limits=limits, out_dir=work / "out", db_url=sqlite(private))
     verdicts, record_problem = trusted.replay(source, work / "out" / "records.bin")
     if run.status != "ok":
         flags.append(f"autograde {run.status}: {run.reason}")
@@ -279,47 +142,19 @@ def _work(course: Path, lab: str, student: str, template_db: Path, limits: sandb
         flags.append(f"code: the notebook could not be read ({type(e).__name__}: {e})")
     own: dict[str, float | None] = {}
     try:
-        with Gradebook(_sqlite(private), COURSE_ID) as gb:
+        with connect(sqlite(private), layout.course_id) as gb:
             for grade in gb.find_submission_notebook(lab, lab, student).grades:
                 if grade.cell_type == "code":
                     own[grade.name] = grade.auto_score
     except MissingEntry:
         pass
-    return _Run(student, verdicts, flags, notes, False, own, private, digest, time.monotonic() - start)
-
-
-def _record(gb: Gradebook, lab: str, student: str, verdicts: dict[str, trusted.Verdict],
-            flags: list[str], own: dict[str, float | None]) -> None:
-    """Put the trusted scores into the gradebook. Adds to ``flags`` every test cell where the
-    notebook's own run (``own``) claimed more than the trusted check gives, and flags the
-    notebook for formgrader if there is any flag."""
-    gb.update_or_create_student(student)
-    try:
-        gb.find_submission(lab, student)
-    except MissingEntry:
-        with warnings.catch_warnings():
-            # nbgrader builds the submission's rows before adding them to the session, and
-            # SQLAlchemy's autoflush warns about each one ("... not in session"); they are
-            # added right after, and tests/test_class_grading.py checks every score is there.
-            warnings.filterwarnings("ignore", message=r"Object of type <Submitted\w+> not in session")
-            gb.add_submission(lab, student)
-    nb = gb.find_submission_notebook(lab, lab, student)
-    for grade in nb.grades:
-        if grade.name in verdicts and grade.cell_type == "code":
-            grade.auto_score = verdicts[grade.name].score
-            grade.needs_manual_grade = False
-    for gid, score in own.items():  # the notebook claimed more than its code earns: look at it
-        if gid in verdicts and score is not None and score > verdicts[gid].score:
-            flags.append(f"{gid}: the notebook's own tests gave {score:g} points, the trusted check "
-                         f"{verdicts[gid].score:g} ({verdicts[gid].message})")
-    nb.flagged = bool(flags)
-    gb.db.commit()
+    return _Run(student, verdicts, flags, notes, False, own, private, fingerprint, time.monotonic() - start)
 
 
 def _finish(course: Path, lab: str, gb: Gradebook, run: _Run) -> Graded:
     """The single writer: gradebook, graded notebook for formgrader, feedback, result file."""
     flags = list(run.flags)
-    _record(gb, lab, run.student, run.verdicts, flags, run.own)
+    record(gb, lab, run.student, run.verdicts, flags, run.own)
     if run.private is not None:
         graded_nb = run.private / "autograded" / run.student / lab
         target = course / "autograded" / run.student / lab
@@ -350,77 +185,16 @@ def grade_one(course: Path, lab: str, student: str, *, limits: sandbox.Limits = 
         return _finish(course, lab, gb, run)
 
 
-def check_table(results: list[Graded]) -> str:
-    """How many graded students passed each check (a markdown table, in notebook order)."""
-    graded = [r for r in results if r.status != "failed"]
-    checks = list(dict.fromkeys(g for r in graded for g in r.checks))
-    lines = ["| check | passed | of | % |", "|---|---:|---:|---:|"]
-    for g in checks:
-        passed = sum(r.checks.get(g, 0) > 0 for r in graded)
-        lines.append(f"| {g} | {passed} | {len(graded)} | {100 * passed / max(len(graded), 1):.0f} |")
-    return "\n".join(lines)
-
-
-def score_histogram(results: list[Graded], path: Path, lab: str) -> Path:
-    """A histogram of the autograded scores (matplotlib, written to ``path``)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scores = [r.score for r in results if r.status != "failed"]
-    top = max([r.max_score for r in results] + [1.0])
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.hist(scores, bins=[b - 0.5 for b in range(int(top) + 2)], color="#4c72b0", edgecolor="white")
-    ax.set_xlabel(f"autograded score (of {top:g})")
-    ax.set_ylabel("students")
-    ax.set_title(f"{lab}: {len(scores)} graded submissions")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def export(course: Path, lab: str, results: list[Graded]) -> dict[str, Path]:
-    """nbgrader's grades CSV (every lab); this lab's report: JSON, a CSV of every check of every
-    student, a table of how many passed each check, and a histogram of the scores."""
-    reports = Path(course) / "reports" / lab
-    reports.mkdir(parents=True, exist_ok=True)
-    run = nbgrader("export", f"--to={reports / 'grades.csv'}", course=course)
-    if run.returncode != 0:
-        raise GradingError(f"nbgrader export failed:\n{run.stdout[-2000:]}\n{run.stderr[-2000:]}")
-    (reports / "report.json").write_text(json.dumps([asdict(r) for r in results], indent=1))
-    with open(reports / "checks.csv", "w", newline="") as fh:
-        checks = list(dict.fromkeys(g for r in results for g in r.checks))
-        writer = csv.writer(fh)
-        writer.writerow(["student", "status", "score", "max_score", *checks, "flags"])
-        for r in results:
-            writer.writerow([r.student, r.status, r.score, r.max_score, *(r.checks.get(g, "") for g in checks),
-                             " | ".join(r.flags)])
-    (reports / "checks.md").write_text(check_table(results) + "\n")
-    return {"grades": reports / "grades.csv", "report": reports / "report.json", "checks": reports / "checks.csv",
-            "check table": reports / "checks.md", "histogram": score_histogram(results, reports / "scores.png", lab)}
-
-
-def summary(results: list[Graded]) -> str:
-    lines = [f"{len(results)} submissions: "
-             + ", ".join(f"{sum(r.status == s for r in results)} {s}" for s in ("graded", "flagged", "failed"))]
-    for r in results:
-        if r.flags:
-            lines.append(f"  {r.student} ({r.status}, {r.score:g}/{r.max_score:g}):")
-            lines += [f"    - {f}" for f in r.flags[:8]] + (["    - ..."] if len(r.flags) > 8 else [])
-    return "\n".join(lines)
-
-
 def _on_file(course: Path, lab: str, name: str) -> Graded | None:
     """The result on file for ``name`` if it was graded from the files submitted now."""
     try:
         data = json.loads((course / "reports" / lab / "results" / f"{name}.json").read_text())
-        digest = data.pop("digest")
+        saved_digest = data.pop("digest")
         saved = Graded(**data)
     except (OSError, ValueError, KeyError, TypeError):  # none, or unreadable: grade it (again)
         return None
     submitted = course / "submitted" / name / lab
-    return saved if digest == (_digest(submitted) if sandbox.check_submission(submitted) is None else "") else None
+    return saved if saved_digest == (digest(submitted) if sandbox.check_submission(submitted) is None else "") else None
 
 
 def grade_class(course: Path, lab: str, *, uploads: Path | None = None, only: list[str] | None = None,
@@ -506,8 +280,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-experiments", action="store_true",
                     help="also run the ungraded experiment cells (plots, timings, training)")
     args = ap.parse_args(argv)
-    if not (args.course / "solutions" / args.lab / f"{args.lab}.ipynb").is_file():
-        ap.error(f"no lab {args.lab!r} in {args.course}/solutions (run from the course directory or pass --course)")
+    try:
+        Course.load(args.course).check_lab(args.lab)
+    except CourseError as e:
+        ap.error(str(e))
     limits = sandbox.Limits(cell_timeout=args.cell_timeout, submission_timeout=args.timeout)
     results: list[Graded] = []
     try:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import functools
 import json
 import os
 import shutil
@@ -58,6 +57,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
 from . import nbgrader_run, sandbox_kernel
+from .gradebook import alembic_version
 from .sandbox_kernel import SANDBOX_UID, SandboxError
 
 __all__ = ["Limits", "AutogradeResult", "CappedExecute", "SandboxError", "check_submission", "autograde", "preflight",
@@ -297,13 +297,6 @@ def _reason_from_log(log: str, returncode: int) -> str:
     errors = [ln.strip() for ln in lines if "[ERROR]" in ln or "Error" in ln]
     tail = errors[-3:] if errors else log.strip().splitlines()[-3:]
     return f"nbgrader autograde failed (exit status {returncode}): " + " | ".join(tail)
-
-
-@functools.lru_cache(maxsize=1)
-def alembic_version() -> str:
-    """The gradebook schema version nbgrader expects (it asks ``alembic`` each time otherwise)."""
-    import nbgrader.api
-    return nbgrader.api.get_alembic_version()
 
 
 # RLIMIT_NPROC counts the processes and threads of a *user*: sandboxes running at the same time

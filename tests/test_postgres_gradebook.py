@@ -108,7 +108,7 @@ def test_a_class_graded_into_postgresql(postgres, tmp_path):
     assert not list((course / "records" / LAB).glob("*/course"))
 
     def scores() -> dict[str, float]:
-        with Gradebook(postgres, grade.COURSE_ID) as gb:
+        with Gradebook(postgres, Course.load(course).course_id) as gb:
             return {s.student_id: s.code_score for s in gb.assignment_submissions(LAB)}
 
     assert scores() == pytest.approx(expected)

@@ -55,16 +55,7 @@ CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 pytestmark = pytest.mark.notebook
 
 
-def toc_pages() -> list[str]:
-    """Docnames in reading order (_toc.yml: root, then every part's chapters)."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    pages = [toc["root"]]
-    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
-        pages += [chapter["file"] for chapter in part["chapters"]]
-    return pages
-
-
-PAGES = toc_pages()
+PAGES = build_book.toc_pages()
 NOTEBOOK_PAGES = [p for p in PAGES if (ROOT / f"{p}.ipynb").exists()]
 CHAPTERS = [p for p in NOTEBOOK_PAGES if p.startswith("book/")]
 LABS = [p for p in NOTEBOOK_PAGES if p.startswith("labs/")]

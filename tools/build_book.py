@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 COURSELIB = ROOT / "src" / "courselib"
@@ -34,6 +35,22 @@ COURSELIB = ROOT / "src" / "courselib"
 KERNEL_NOISE = "Kernel is running over TCP without encryption"
 CACHE = "_build/.jupyter_cache"  # Jupyter Book's default, relative to the book's folder
 CACHE_STAMP = "courselib-hash"   # in the cache: the courselib its outputs were made with
+
+
+def toc_pages(root: Path = ROOT) -> list[str]:
+    """Docnames in reading order: ``_toc.yml``'s root, then every part's entries, a ``glob``
+    entry (e.g. ``labs/*/*``: every lab, found by folder) expanded to its pages in name order."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    pages = [toc["root"]]
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
+        for entry in part["chapters"]:
+            if "glob" in entry:
+                found = {p.with_suffix("").relative_to(root).as_posix() for suffix in (".ipynb", ".md")
+                         for p in root.glob(entry["glob"] + suffix) if ".ipynb_checkpoints" not in p.parts}
+                pages += sorted(found)
+            else:
+                pages.append(entry["file"])
+    return pages
 
 
 def courselib_hash(courselib: Path = COURSELIB) -> str:

@@ -42,6 +42,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from tools import build_book
+
 ROOT = Path(__file__).resolve().parents[1]
 # What the student edition holds, from the instructor commit (folders end with "/").
 PUBLISHED = ["book/", "src/courselib/", "docs/img/", "_config.yml", "_toc.yml", "environment.yml",
@@ -58,6 +60,7 @@ INSTRUCTOR_ONLY = ["solutions/", "tests/lab_mistakes/", "grading/", "benchmarks/
                    "nbgrader_config.py", "docs/publishing.md", "docs/grading-at-scale.md",
                    "tools/publish.py", "tools/generate_labs.py", "tools/student_edition/", "tests/support.py"]
 INSTRUCTOR_SECTION = "# --- Instructor only:"  # in _config.yml: this line and the rest stay here
+LABCHECK_PAGE = "book/how-labs-are-checked"  # the Labs part's introduction: dropped with the last lab
 LAB_POINTER = "lab-pointer"  # the tag of a chapter's closing cell that leads to its lab
 MARKER = ".course-edition"  # in DEST: says that publish wrote it (and may write it again)
 MARKER_TEXT = ("This repository is the student edition of a course, written by `make publish` in the\n"
@@ -212,10 +215,8 @@ def _config(root: Path) -> dict:
 
 
 def lab_pages(root: Path) -> list[str]:
-    """The labs in ``_toc.yml`` (``labs/<lab>/<lab>``), in its order."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files = [c["file"] for part in toc.get("parts", []) for c in part.get("chapters", [])]
-    return [f.split("/")[1] for f in files if f.startswith("labs/")]
+    """The labs the website shows (``labs/<lab>/<lab>`` in ``_toc.yml``, a glob expanded), in its order."""
+    return [page.split("/")[1] for page in build_book.toc_pages(root) if page.startswith("labs/")]
 
 
 def check_instructor_repository(root: Path, labs: list[str] | None) -> Release:
@@ -269,12 +270,19 @@ def student_config(text: str) -> str:
 
 
 def student_toc(text: str, labs: list[str]) -> str:
-    """``_toc.yml`` with only the released ``labs`` (a part left empty is dropped)."""
+    """``_toc.yml`` with only the released ``labs``, listed by name (a ``labs/`` glob becomes
+    one entry per released lab, in name order; a part left empty is dropped)."""
     toc = yaml.safe_load(text)
     parts = []
     for part in toc.get("parts", []):
-        chapters = [c for c in part["chapters"]
-                    if not c["file"].startswith("labs/") or c["file"].split("/")[1] in labs]
+        chapters = []
+        for c in part["chapters"]:
+            if c.get("glob", "").startswith("labs/"):
+                chapters += [{"file": f"labs/{lab}/{lab}"} for lab in sorted(labs)]
+            elif "file" not in c or not c["file"].startswith("labs/") or c["file"].split("/")[1] in labs:
+                chapters.append(c)
+        if not any(c.get("file", "").startswith("labs/") for c in chapters):  # no lab: no lab pages
+            chapters = [c for c in chapters if c.get("file") != LABCHECK_PAGE]
         if chapters:
             parts.append({**part, "chapters": chapters})
     toc["parts"] = parts
