@@ -193,3 +193,30 @@ def test_read_log_is_strict(tmp_path, monkeypatch):
     with pytest.raises(ValueError):
         checking.decode({"t": "tensor", "i": 0, "dtype": "float32", "shape": [3]}, [np.zeros(2, np.float32)])
     assert math.isnan(checking.decode(checking.encode(float("nan"), []), []))
+
+
+def test_an_error_ends_at_the_students_line_and_an_unanswered_stub_is_named():
+    """What a student sees: the error raised in their own function (its traceback ends at their
+    line, the checking frames are marked hidden for IPython), and an unanswered stub's
+    NotImplementedError names the function to write."""
+    import traceback
+
+    def compute_fans(weight):
+        return receptive_feild(weight)  # noqa: F821 - the student's typo
+
+    def xavier_uniform_(tensor):
+        raise NotImplementedError()
+
+    ns = {"compute_fans": compute_fans, "xavier_uniform_": xavier_uniform_}
+    checks = checking.Session(ns, ["compute_fans", "xavier_uniform_"])
+    checks.cell("test_compute_fans")
+    with pytest.raises(NameError, match="receptive_feild") as info:
+        ns["compute_fans"](torch.empty(3, 5))
+    frames = traceback.extract_tb(info.value.__traceback__)
+    assert frames[-1].name == "compute_fans" and "receptive_feild" in frames[-1].line
+    hidden = [f for f in traceback.walk_tb(info.value.__traceback__) if f[0].f_locals.get("__tracebackhide__")]
+    assert {f[0].f_code.co_name for f in hidden} == {"__call__", "_call", "_run", "_apply"}
+    assert type(info.value) is NameError  # still plain data: the built-in type and message
+    checks.cell("test_xavier_uniform_")
+    with pytest.raises(NotImplementedError, match=r"^xavier_uniform_ is not written yet: write it in its answer cell"):
+        ns["xavier_uniform_"](torch.empty(3, 5))

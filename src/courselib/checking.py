@@ -334,6 +334,7 @@ class _Proxy:
             self.__wrapped__ = target  # inspect.unwrap() finds the student's function
 
     def __call__(self, *args, **kwargs):
+        __tracebackhide__ = True  # IPython leaves the frames that set this out of tracebacks
         return self._session._call(self, args, kwargs)
 
     def __repr__(self) -> str:
@@ -398,6 +399,7 @@ class Session:
 
     # -- calls ----------------------------------------------------------------------------------
     def _call(self, proxy: _Proxy, args: tuple, kwargs: dict):
+        __tracebackhide__ = True
         if self._depth > 0:  # student code calling an answer: no boundary
             target = proxy._target if proxy._target is not None else None
             if target is None:
@@ -416,6 +418,7 @@ class Session:
         return self._run(proxy, seq, fingerprint, args, kwargs)
 
     def _run(self, proxy: _Proxy, seq: int, fingerprint: str, args: tuple, kwargs: dict):
+        __tracebackhide__ = True
         found = _arguments(args, kwargs)
         before = {path: (_tensor_state(o), o.detach().clone()) if isinstance(o, torch.Tensor) else None
                   for path, o in found}
@@ -440,7 +443,7 @@ class Session:
         header: dict = {"kind": "call", "cell": self._cell, "seq": seq, "name": proxy.__name__,
                         "fingerprint": fingerprint}
         if error is not None:
-            header["error"] = self._error_tree(error)
+            header["error"] = self._error_tree(error, proxy.__name__)
         else:
             ids = {id(o): path for path, o in found}
             header["result"] = encode(result, arrays, ids)
@@ -461,7 +464,8 @@ class Session:
             header["rng"] = len(arrays) - 1
         if self._record is not None:
             _write_frame(self._record, header, arrays)
-        return self._apply(header, arrays, found, replay=False)
+        return self._apply(header, arrays, found, replay=False,
+                           traceback=_student_frames(error.__traceback__) if error is not None else None)
 
     def _replay_call(self, proxy, seq, fingerprint, args, kwargs):
         calls = self._replay.cells[self._cell]["calls"]
@@ -474,9 +478,13 @@ class Session:
                               "(the test cell, its inputs or the random state were changed)")
         return self._apply(frame, frame["_arrays"], _arguments(args, kwargs), replay=True)
 
-    def _apply(self, header: dict, arrays: list[np.ndarray], found: list, replay: bool):
+    def _apply(self, header: dict, arrays: list[np.ndarray], found: list, replay: bool,
+               traceback: types.TracebackType | None = None):
         """Make the recorded outcome happen on this side: effects, global state, result. On the
-        student's side the tensors already changed; dicts get their round-tripped contents."""
+        student's side the tensors already changed; dicts get their round-tripped contents. An
+        error is raised as its plain built-in type, with ``traceback`` (the student's own frames,
+        where their code raised it) so that the notebook shows the student's line."""
+        __tracebackhide__ = True
         by_path = dict(found)
         with torch.no_grad():
             for path, replaced, tree in header.get("effects", []):
@@ -498,10 +506,10 @@ class Session:
         if replay and header.get("rng") is not None:
             torch.set_rng_state(torch.from_numpy(_array({"i": header["rng"]}, arrays).astype(np.uint8).copy()))
         if "error" in header:
-            raise self._error_from(header["error"])
+            raise self._error_from(header["error"]).with_traceback(traceback) from None
         return decode(header.get("result"), arrays, {path: obj for path, obj in found})
 
-    def _error_tree(self, error: BaseException) -> dict:
+    def _error_tree(self, error: BaseException, proxy_name: str = "") -> dict:
         kind = type(error)
         if kind.__name__ in self.exceptions and self.exceptions[kind.__name__] is kind:
             name = kind.__name__
@@ -511,6 +519,9 @@ class Session:
             message = BaseException.__str__(error)
         except Exception:  # noqa: BLE001
             message = ""
+        if name == "NotImplementedError" and not message.strip() and proxy_name:
+            message = (f"{proxy_name} is not written yet: write it in its answer cell (in place of "
+                       "`raise NotImplementedError()`), run that cell, then run this test again")
         return {"type": name, "message": message[:4000]}
 
     def _error_from(self, tree: dict) -> BaseException:
@@ -523,6 +534,13 @@ class Session:
             return cls(message)
         except Exception:  # noqa: BLE001 - e.g. UnicodeDecodeError needs five arguments
             return RuntimeError(f"{name}: {message}")
+
+
+def _student_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
+    """``tb`` from the first frame that is not this module's (the student's function onwards)."""
+    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
+    return tb
 
 
 def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
