@@ -23,5 +23,5 @@ c.Execute.startup_timeout = 120
 # Students working outside JupyterHub (e.g. Colab) upload "<student id>_<lab>.ipynb";
 # `nbgrader zip_collect <lab>` files them under submitted/<student id>/<lab>/.
 c.ZipCollectApp.collector_plugin = "nbgrader.plugins.FileNameCollectorPlugin"
-c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?P<file_id>lab\d+-[a-z]+\.ipynb)$"
+c.FileNameCollectorPlugin.named_regexp = r".*/(?P<student_id>[A-Za-z0-9.-]+)_(?P<file_id>[a-z0-9-]+\.ipynb)$"
 c.FileNameCollectorPlugin.valid_ext = [".ipynb"]

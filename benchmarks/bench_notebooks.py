@@ -31,6 +31,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from grading.course import Course
 from tools import build_book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,8 @@ def book_sources() -> list[str]:
 
 
 def notebooks() -> list[Path]:
-    return sorted((ROOT / "book").glob("*.ipynb")) + sorted((ROOT / "solutions").glob("*/*.ipynb"))
+    course = Course.load(ROOT)
+    return sorted((ROOT / "book").glob("*.ipynb")) + [course.source_path(lab) for lab in course.labs()]
 
 
 def _proc_status(pid: int) -> dict[str, str]:

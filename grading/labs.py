@@ -105,6 +105,20 @@ class CellRun:
     ok: bool
     stderr: str = ""
     error: str = ""
+    shown: str | None = None  # repr of the value the cell ends with (Jupyter shows it as Out[n]), if not None
+
+
+def _run_cell(src: str, name: str, namespace: dict) -> str | None:
+    """Run ``src`` as Jupyter does: a cell that ends with an expression shows its value (unless
+    it is None or the line ends with ";"); returns that value's repr, or None."""
+    tree = ast.parse(src, name)
+    silenced = src.rstrip().endswith(";")
+    last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) and not silenced else None
+    exec(compile(tree, name, "exec"), namespace)
+    if last is None:
+        return None
+    value = eval(compile(ast.Expression(last.value), name, "eval"), namespace)
+    return None if value is None else repr(value)[:200]
 
 
 def execute(nb, replacements: dict[str, str] | None = None, skip_experiments: bool = True,
@@ -128,15 +142,15 @@ def execute(nb, replacements: dict[str, str] | None = None, skip_experiments: bo
         if src.lstrip().startswith(("%", "!")):
             continue
         err, out = io.StringIO(), io.StringIO()
-        ok, error = True, ""
+        ok, error, shown = True, "", None
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
             try:
-                exec(compile(src, f"<cell {gid or index}>", "exec"), namespace)
+                shown = _run_cell(src, f"<cell {gid or index}>", namespace)
             except BaseException as e:
                 if isinstance(e, KeyboardInterrupt):
                     raise
                 ok, error = False, "".join(traceback.format_exception_only(type(e), e)).strip()
-        runs.append((index, CellRun(gid, ok, err.getvalue(), error)))
+        runs.append((index, CellRun(gid, ok, err.getvalue(), error, shown)))
     return runs
 
 
@@ -144,7 +158,7 @@ def run_inprocess(nb, replacements: dict[str, str] | None = None, skip_experimen
                   ) -> dict[str, CellRun]:
     """grade_id -> CellRun for every test cell of :func:`execute`'s run. As in nbgrader, a test
     cell passes only if it raises nothing *and* writes nothing to stderr."""
-    return {run.grade_id: CellRun(run.grade_id, run.ok and not run.stderr, run.stderr, run.error)
+    return {run.grade_id: CellRun(run.grade_id, run.ok and not run.stderr, run.stderr, run.error, run.shown)
             for index, run in execute(nb, replacements, skip_experiments) if is_test(nb.cells[index])}
 
 

@@ -93,6 +93,23 @@ builtins.abs = lambda x: 0
 '''
 
 
+LIAR = '''
+import torch
+
+class Agreeable(torch.Tensor):
+    """Says yes to every comparison."""
+    def __eq__(self, other):
+        return True
+    __ne__ = lambda self, other: False
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in ("allclose", "equal", "isclose"):
+            return True
+        return super().__torch_function__(func, types, args, kwargs or {})
+'''
+HIDDEN_PRINT = 'get_ipython().events.register("pre_run_cell", lambda info: print("SOURCE:", info.raw_cell))\n'
+
+
 def snoop_code(reads: list[Path], port: int, writes: list[Path] = ()) -> str:
     """A student's code that prints LEAKED, WROTE, REMOVED or NETWORK for each file it can read
     (or folder it can list), write or remove, and if it can connect to ``port`` on loopback."""
@@ -125,8 +142,9 @@ except Exception:
 '''
 
 
-def student_notebook(answers: dict) -> nbformat.NotebookNode:
-    nb = labs.read(labs.student_path(LAB))
+def student_notebook(answers: dict, lab: str = LAB) -> nbformat.NotebookNode:
+    """The student version of ``lab`` with these answer cells filled in (grade_id -> source)."""
+    nb = labs.read(labs.student_path(lab))
     for cell in nb.cells:
         if labs.is_answer(cell) and labs.nbmeta(cell)["grade_id"] in answers:
             cell.source = answers[labs.nbmeta(cell)["grade_id"]]

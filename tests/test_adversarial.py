@@ -22,26 +22,11 @@ from nbgrader.api import Gradebook
 
 from grading import grade, labs, sandbox
 from grading.course import Course
-from support import LAB, PATCH, REF, WRONG, catalogue, snoop_code, student_notebook
+from support import HIDDEN_PRINT, LAB, LIAR, PATCH, REF, WRONG, catalogue, snoop_code, student_notebook
 
 pytestmark = pytest.mark.pipeline
 FULL = 14.0
 
-LIAR = '''
-import torch
-
-class Agreeable(torch.Tensor):
-    """Says yes to every comparison."""
-    def __eq__(self, other):
-        return True
-    __ne__ = lambda self, other: False
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        if getattr(func, "__name__", "") in ("allclose", "equal", "isclose"):
-            return True
-        return super().__torch_function__(func, types, args, kwargs or {})
-'''
-HIDDEN_PRINT = 'get_ipython().events.register("pre_run_cell", lambda info: print("SOURCE:", info.raw_cell))\n'
 
 
 def replace(base: dict, **changes) -> dict:

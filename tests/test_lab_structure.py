@@ -1,17 +1,27 @@
-"""Structure every lab follows: each autograded test cell first names its own grade id.
+"""The conventions of docs/writing-a-lab.md that can be read off the files, for every lab folder.
 
 A test cell opens with ``checks.cell("<its grade_id>")``: that line tells the checks which cell
 is running (for the error messages and the grading report). A copied cell whose first line still
-names the cell it was copied from would report under the wrong name, so the ids must match.
+names the cell it was copied from would report under the wrong name, so the ids must match. A
+test cell does not end with a value other than a call (a check returning None: tests/test_labs.py
+runs every test cell and fails one that shows a value).
 """
 import ast
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
+from traitlets.config.loader import PyFileConfigLoader
 
-ROOT = Path(__file__).resolve().parents[1]
-LAB_NOTEBOOKS = sorted(p for pat in ("solutions/*/*.ipynb", "labs/*/*.ipynb") for p in ROOT.glob(pat))
+from grading import labs
+from grading.course import LAB_NAME, Course
+from tools import build_book
+
+COURSE = Course.load()
+ROOT = COURSE.root
+LAB_NOTEBOOKS = sorted(p for lab in COURSE.labs() for p in (COURSE.source_path(lab), COURSE.student_path(lab))
+                       if p.is_file())
 
 
 def autograded_cells(path: Path) -> list[tuple[str, str]]:
@@ -56,3 +66,77 @@ def test_every_test_cell_first_names_its_own_grade_id(path):
 ])
 def test_named_cell_reads_only_a_leading_checks_cell_call(source, expected):
     assert named_cell(source) == expected
+
+
+def ends_with_a_value(source: str) -> bool:
+    """Whether the cell's last statement is an expression that is not a call (a name, a
+    comparison, a string, ...): Jupyter would show its value as Out[n]."""
+    body = ast.parse(source).body
+    return bool(body) and isinstance(body[-1], ast.Expr) and not isinstance(body[-1].value, ast.Call) \
+        and not source.rstrip().endswith(";")
+
+
+def visible_part(source: str) -> str:
+    return source.split("### BEGIN HIDDEN TESTS")[0]
+
+
+@pytest.mark.parametrize("path", LAB_NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_test_cell_ends_with_a_value(path):
+    bad = [gid for gid, src in autograded_cells(path)
+           if ends_with_a_value(labs.strip_markers(src)) or ends_with_a_value(visible_part(src))]
+    assert not bad, f"test cells that end with a bare expression (shown as Out[n]): {bad}"
+
+
+@pytest.mark.parametrize("source, expected", [
+    ('checks.cell("t")\nassert f(1) == 2', False),
+    ('checks.cell("t")\ncheck_conv(f, cases)', False),
+    ('checks.cell("t")\nmessage', True),
+    ('checks.cell("t")\nf(1) == 2', True),
+    ('checks.cell("t")\n"done"', True),
+    ('checks.cell("t")\nmessage;', False),
+])
+def test_ends_with_a_value_reads_the_last_statement(source, expected):
+    assert ends_with_a_value(source) == expected
+
+
+def test_labs_are_found_by_folder():
+    assert COURSE.labs() == sorted(p.parent.name for p in (ROOT / COURSE.source).glob("*/*.ipynb")
+                                   if p.stem == p.parent.name)
+    assert len(COURSE.labs()) >= 3
+
+
+@pytest.mark.parametrize("lab", COURSE.labs())
+def test_lab_folder_follows_the_guide(lab):
+    """docs/writing-a-lab.md, sections 1-6, for what the files show."""
+    assert LAB_NAME.fullmatch(lab), f"{lab!r}: a lab's name is lower-case letters, digits and hyphens"
+    assert COURSE.student_path(lab).is_file(), f"{lab}: no student version (run `make labs`)"
+    nb = labs.read(COURSE.source_path(lab))
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+    # an upload "<student>_<lab>.ipynb" is filed under that student and lab by nbgrader's zip_collect
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(ROOT)).load_config()
+    match = re.match(config.FileNameCollectorPlugin.named_regexp, f"uploads/s.1-x_{lab}.ipynb")
+    assert match and match.group("student_id") == "s.1-x" and match.group("file_id") == f"{lab}.ipynb"
+    # the helper cell: locked, grade id check_helpers, the rule and the checks session
+    helpers = [c for c in nb.cells if labs.nbmeta(c).get("grade_id") == "check_helpers"]
+    assert len(helpers) == 1 and labs.nbmeta(helpers[0]).get("locked") and not labs.is_test(helpers[0]), \
+        f"{lab}: one locked helper cell with grade_id check_helpers"
+    assert re.search(r"^checks = checking\.Session\(", helpers[0].source, re.M), f"{lab}: no checks session"
+    policy = labs.policy(nb)
+    assert "forbidden" in policy, f"{lab}: the helper cell declares no POLICY = {{'forbidden': ...}}"
+    for key in policy:
+        re.compile(policy[key])
+    answers, tests = labs.answers(nb), labs.tests(nb)
+    assert all(gid.startswith("test_") for gid in tests), f"{lab}: test cells' grade ids start with test_"
+    written = [labs.nbmeta(c)["grade_id"] for c in nb.cells if c.cell_type == "markdown"
+               and labs.nbmeta(c).get("solution") and labs.nbmeta(c).get("grade")]
+    assert written and all(w.startswith("written_") for w in written), f"{lab}: written answers: {written}"
+    # the mistake catalogue
+    cat = COURSE.catalogue(lab)
+    for name in ("MISTAKES", "COMBINED", "COMBINED_EXPECTED_SCORE", "FORBIDDEN"):
+        assert hasattr(cat, name), f"{COURSE.catalogue_path(lab)} has no {name}"
+    assert set(cat.FORBIDDEN) <= set(cat.MISTAKES) and cat.FORBIDDEN, \
+        f"{lab}: FORBIDDEN names catalogued mistakes that use a forbidden routine (at least one)"
+    for name, (gid, _source, fails) in cat.MISTAKES.items():
+        assert gid in answers and set(fails) <= set(tests), f"{lab}: mistake {name} names unknown cells"
+    # the website lists it
+    assert f"{COURSE.release}/{lab}/{lab}" in build_book.toc_pages(ROOT)

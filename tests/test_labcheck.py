@@ -41,6 +41,10 @@ def test_expect_error_requires_the_error_a_message_and_the_numbers():
         return c_in
 
     expect_error(ValueError, checks_channels, 3, 7, mentions=(3, 7))
+    expect_error(ValueError, lambda: (_ for _ in ()).throw(ValueError("x has 3 channels, weight expects 7.")),
+                 mentions=(3, 7))  # a full stop after a number is not a decimal point
+    with pytest.raises(AssertionError, match="should name 3"):
+        expect_error(ValueError, lambda: (_ for _ in ()).throw(ValueError("scale 0.3 or 3.5")), mentions=(3,))
     with pytest.raises(AssertionError, match="should name 3, 30"):
         expect_error(ValueError, checks_channels, 3, 300, mentions=(3, 30))  # 30 is not in 300
     with pytest.raises(AssertionError, match="empty message"):
@@ -145,3 +149,30 @@ def test_op_recorder_and_one_thread():
     with labcheck.one_thread():
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_an_optimizer_built_while_switched_off_is_restored_after():
+    """torch.optim.Optimizer wraps a class's step for its profiler when its first instance is made;
+    a blocker it wrapped would stay in the class after the call: the blocker is marked as wrapped."""
+    rule = Forbidden(r"(^|\.)(AdamW?|adamw?|_(single_tensor|multi_tensor|fused)_adamw?_?)$")
+
+    class Fresh(torch.optim.AdamW):  # never instantiated yet: its step is Adam's, switched off below
+        pass
+
+    with rule.switched_off():
+        Fresh([torch.zeros(2, requires_grad=True)])
+    p = torch.zeros(2, requires_grad=True)
+    p.grad = torch.ones(2)
+    Fresh([p], lr=0.1).step()  # works again
+    assert p.detach().abs().sum() > 0
+
+
+def test_references_look_behind_decorators():
+    rule = Forbidden(r"(^|\.)optim\.AdamW$|(^|\.)AdamW$")
+
+    class Mine(torch.optim.Optimizer):
+        @torch.no_grad()
+        def step(self, closure=None):
+            return torch.optim.AdamW
+
+    assert rule.references(Mine)

@@ -1,8 +1,6 @@
 """The labs' tests are the product: the reference solution passes every test cell, the blank
 student version fails every one, and each catalogued typical mistake fails exactly the test
 cells it should (tests/lab_mistakes/<lab>.py). Fast: cells run in-process, experiments skipped."""
-import functools
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -11,22 +9,11 @@ import pytest
 
 from courselib import checking
 from grading import labs, trusted
+from support import catalogue
+from support import source as _source
 from tools import generate_labs
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def catalogue(lab: str):
-    path = ROOT / "tests" / "lab_mistakes" / (lab.replace("-", "_") + ".py")
-    spec = importlib.util.spec_from_file_location(f"mistakes_{lab.replace('-', '_')}", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-@functools.cache
-def _source(lab: str):
-    return labs.read(labs.source_path(lab))
 
 
 def pytest_generate_tests(metafunc):
@@ -71,6 +58,18 @@ class LabChecks:
         failed = {k: (v.error or v.stderr) for k, v in res.items() if not v.ok}
         assert set(res) == set(labs.tests(nb))
         assert not failed, failed
+        # a test cell that ends with a value shows an Out[n] (it looks like a failure, and nbgrader
+        # tries to read it as a score): every check a cell ends with returns None
+        shown = {k: v.shown for k, v in res.items() if v.shown is not None}
+        assert not shown, f"test cells that end with a value: {shown}"
+
+    def test_student_version_with_the_reference_answers_passes_without_showing_values(self, nb):
+        """What a student who wrote correct answers sees: every visible check passes, and no test
+        cell shows an Out[n] (which would look like a failure)."""
+        student = labs.read(labs.student_path(self.LAB))
+        res = labs.run_inprocess(student, labs.answers(nb))
+        assert {k for k, r in res.items() if not r.ok} == set(), {k: r.error for k, r in res.items() if not r.ok}
+        assert {k: r.shown for k, r in res.items() if r.shown is not None} == {}
 
     def test_blank_student_version_fails_every_test_cell(self):
         student = labs.read(labs.student_path(self.LAB))

@@ -42,6 +42,7 @@ from pathlib import Path
 import nbformat
 import yaml
 
+from grading.course import Course
 from tools import build_book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,7 +104,8 @@ def secret_lines(root: Path = ROOT) -> dict[str, list[str]]:
     published = squash("\n".join(_notebook_text(p) for pattern in ("book/*.ipynb", "book/*.md", "labs/*/*.ipynb")
                                  for p in sorted(root.glob(pattern))))
     secrets = {}
-    for path in sorted(root.glob("solutions/*/*.ipynb")):
+    course = Course.load(root)
+    for path in [course.source_path(lab) for lab in course.labs()]:
         lines = []
         for cell in nbformat.read(path, as_version=4).cells:
             meta = cell.get("metadata", {}).get("nbgrader", {})
@@ -235,9 +237,10 @@ def check_instructor_repository(root: Path, labs: list[str] | None) -> Release:
     if labs is None:
         labs = list(section.get("released_labs") or [])
     known = lab_pages(root)
+    course = Course.load(root)
     for lab in labs:
-        missing = [where for where, path in (("solutions/", root / "solutions" / lab / f"{lab}.ipynb"),
-                                             ("labs/", root / "labs" / lab / f"{lab}.ipynb")) if not path.is_file()]
+        missing = [where for where, path in ((f"{course.source}/", course.source_path(lab)),
+                                             (f"{course.release}/", course.student_path(lab))) if not path.is_file()]
         if lab not in known:
             missing.append("_toc.yml")
         if missing:

@@ -6,6 +6,10 @@ calculate_gain also fails the tests of the initializers that call them, when (an
 it changes their output by more than the statistical tolerance (~1%): e.g. swapped fans
 change nothing for Xavier (it uses fan_in + fan_out) but do for Kaiming; a leaky slope of
 0.01 instead of 0 changes the Kaiming std by 0.005% and is caught by calculate_gain's tests only.
+
+Every call a test makes to an answer is guarded by the lab's rule (courselib.labcheck.Forbidden), which
+also reads the notebook functions the answer calls: code that uses torch.nn.init fails every test
+cell of its function, the *_api cells included, and those of the initializers that call it.
 """
 # --------------------------------------------------------------------------- test-cell groups
 FANS = {"test_compute_fans"}
@@ -19,6 +23,9 @@ KN, KN_OPT, KN_API = {"test_kaiming_normal_"}, {"test_kaiming_normal_options"}, 
 XAVIER = XU | XN
 KAIMING_MAIN = KU | KN
 KAIMING_OPT = KU_OPT | KN_OPT
+# every test cell of a function (what code that uses torch.nn.init fails)
+XU_ALL, XN_ALL = XU | XU_API, XN | XN_API
+KU_ALL, KN_ALL = KU | KU_OPT | KU_API, KN | KN_OPT | KN_API
 
 
 # --------------------------------------------------------------------------- compute_fans
@@ -67,7 +74,7 @@ MISTAKES = {
     return weight.shape[1] * rf, weight.shape[0] * rf
 ''', FANS),
     "calls_torch_builtin": ("compute_fans", FANS_SIG + '''    return torch.nn.init._calculate_fan_in_and_fan_out(weight)
-''', FANS),
+''', FANS | FANS_ERR | XU_ALL | XN_ALL | KU_ALL | KN_ALL),
 }
 
 # --------------------------------------------------------------------------- calculate_gain
@@ -126,7 +133,7 @@ MISTAKES.update({
 ''', GAIN_PARAM | KAIMING_OPT),
     "returns_tensor": ("calculate_gain", gain_cell(relu="torch.tensor(2.0).sqrt()"), GAIN),
     "calls_torch_builtin_gain": ("calculate_gain", GAIN_SIG + '''    return torch.nn.init.calculate_gain(nonlinearity, param)
-''', GAIN | GAIN_PARAM),
+''', GAIN | GAIN_PARAM | KU_ALL | KN_ALL),
 })
 
 # --------------------------------------------------------------------------- xavier_uniform_
@@ -157,7 +164,7 @@ MISTAKES.update({
     with torch.no_grad():
         return tensor.uniform_(-bound, bound)
 ''', XU),
-    "xu_calls_torch_builtin": ("xavier_uniform_", XU_SIG + "    return torch.nn.init.xavier_uniform_(tensor, gain)\n", XU),
+    "xu_calls_torch_builtin": ("xavier_uniform_", XU_SIG + "    return torch.nn.init.xavier_uniform_(tensor, gain)\n", XU_ALL),
     "xu_returns_new_tensor": ("xavier_uniform_", xu_cell(
         fill="    return torch.empty_like(tensor).uniform_(-bound, bound)\n"), XU_API),
     "xu_returns_new_float32_tensor": ("xavier_uniform_", xu_cell(
@@ -198,7 +205,7 @@ MISTAKES.update({
     "xn_gain_ignored": ("xavier_normal_", xn_cell(std="math.sqrt(2.0 / (fan_in + fan_out))"), XN),
     "xn_uniform_instead_of_normal": ("xavier_normal_", xn_cell(
         fill="    b = math.sqrt(3.0) * std\n    with torch.no_grad():\n        return tensor.uniform_(-b, b)\n"), XN),
-    "xn_calls_torch_builtin": ("xavier_normal_", XN_SIG + "    return torch.nn.init.xavier_normal_(tensor, gain=gain)\n", XN),
+    "xn_calls_torch_builtin": ("xavier_normal_", XN_SIG + "    return torch.nn.init.xavier_normal_(tensor, gain=gain)\n", XN_ALL),
     "xn_returns_new_tensor": ("xavier_normal_", xn_cell(fill="    return torch.randn_like(tensor) * std\n"), XN_API),
     "xn_returns_none": ("xavier_normal_", xn_cell(
         fill="    with torch.no_grad():\n        tensor.normal_(0.0, std)\n"), XN_API),
@@ -268,7 +275,7 @@ MISTAKES.update({
     "ku_normal_instead_of_uniform": ("kaiming_uniform_", ku_cell(
         fill="    with torch.no_grad():\n        return tensor.normal_(0.0, bound / math.sqrt(3.0))\n"), KU | KU_OPT),
     "ku_calls_torch_builtin": ("kaiming_uniform_", KU_SIG + "    return torch.nn.init.kaiming_uniform_(tensor, a, mode, nonlinearity)\n",
-                               KU | KU_OPT),
+                               KU_ALL),
     "ku_returns_new_tensor": ("kaiming_uniform_", ku_cell(
         fill="    return torch.empty_like(tensor).uniform_(-bound, bound)\n"), KU_API),
     "ku_returns_none": ("kaiming_uniform_", ku_cell(
@@ -290,15 +297,16 @@ MISTAKES.update({
     "kn_receptive_field_forgotten": ("kaiming_normal_", kn_cell(fan=FAN_INLINE_NO_RF), KN | KN_OPT),
     "kn_uniform_instead_of_normal": ("kaiming_normal_", kn_cell(
         fill="    b = math.sqrt(3.0) * std\n    with torch.no_grad():\n        return tensor.uniform_(-b, b)\n"), KN | KN_OPT),
-    # a truncated normal (cut at 2 std, as some libraries do) has a smaller std and the wrong shape
+    # a truncated normal (cut at 2 std, as some libraries do) has a smaller std and the wrong shape;
+    # torch.nn.init.trunc_normal_ is also torch.nn.init, which the lab's rule forbids
     "kn_truncated_normal": ("kaiming_normal_", kn_cell(
         fill="    with torch.no_grad():\n        return torch.nn.init.trunc_normal_(tensor, 0.0, std, -2 * std, 2 * std)\n"),
-        KN | KN_OPT),
+        KN_ALL),
     # tensor.normal_(std) means mean=std, std=1
     "kn_normal_args_swapped": ("kaiming_normal_", kn_cell(
         fill="    with torch.no_grad():\n        return tensor.normal_(std)\n"), KN | KN_OPT),
     "kn_calls_torch_builtin": ("kaiming_normal_", KN_SIG + "    return torch.nn.init.kaiming_normal_(tensor, a=a, mode=mode, nonlinearity=nonlinearity)\n",
-                               KN | KN_OPT),
+                               KN_ALL),
     "kn_returns_new_tensor": ("kaiming_normal_", kn_cell(
         fill="    return torch.randn(tensor.shape, dtype=tensor.dtype) * std\n"), KN_API),
     "kn_returns_none": ("kaiming_normal_", kn_cell(

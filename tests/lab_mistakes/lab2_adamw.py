@@ -12,9 +12,11 @@ weight_decay=0), so a mistake in adam_step's weight_decay=0 path also fails both
 cells (ADAM_CORE); mistakes in its L2 branch only fail test_adam_step_weight_decay. The class
 cells run the class with a reference adamw_step in their hidden part, so a mistake in
 adamw_step (or adam_step) reaches them only through the visible checks of test_AdamW (e.g. no
-state in self.state[p]). The tests compare with PyTorch at rounding level in float64, so even
-eps misplaced with the default eps=1e-8 is caught in every cell (entries with small gradients
-make it visible), not only in the eps-specific hyperparameter checks.
+state in self.state[p]); a function that uses PyTorch's Adam or AdamW fails the visible checks of
+both class cells, which run the class inside the lab's rule (RULE.guard). The tests compare with
+PyTorch at rounding level in float64, so even eps misplaced with the default eps=1e-8 is caught
+in every cell (entries with small gradients make it visible), not only in the eps-specific
+hyperparameter checks.
 
 Which cell checks what:
 * test_adam_step / test_adamw_step: 30-50 steps against torch.optim.Adam(W) (default and other lr,
@@ -162,7 +164,7 @@ MISTAKES = {
     state["optimizer"].step()
     s = state["optimizer"].state[state["p"]]
     state["step"], state["exp_avg"], state["exp_avg_sq"] = s["step"], s["exp_avg"], s["exp_avg_sq"]
-''', ADAM_CORE),
+''', ADAM_CORE | C_ALL),  # forbidden: also in the class's visible checks (they run the reference adamw_step on it)
 }
 
 # --------------------------------------------------------------------------- adamw_step
@@ -223,7 +225,7 @@ MISTAKES.update({
     state["p"].grad = grad
     state["optimizer"].step()
     state.update({k: v for k, v in state["optimizer"].state[state["p"]].items()})
-''', W_ALL),
+''', W_ALL | C_ALL),  # forbidden: also in the class's visible checks (they run it)
 })
 
 # --------------------------------------------------------------------------- AdamW class
