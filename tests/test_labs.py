@@ -122,6 +122,9 @@ class LabChecks:
         helpers = [i for i, c in enumerate(student.cells) if generate_labs.is_long_helper(c)]
         assert helpers and collapsed == helpers, (helpers, collapsed)
         assert all(student.cells[i].metadata["jupyter"]["source_hidden"] is True for i in helpers)
+        # on Colab: the form view shows the cell's #@title line (what it provides), not its code
+        assert all(student.cells[i].source.startswith("#@title ") and student.cells[i].metadata["cellView"] == "form"
+                   for i in helpers)
 
     def test_catalogue_covers_every_answer_cell(self, nb):
         cat = catalogue(self.LAB)

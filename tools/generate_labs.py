@@ -85,13 +85,16 @@ def is_long_helper(cell, lines: int = HELPER_LINES) -> bool:
 
 def collapse_helpers(student: Path) -> None:
     """Show each long read-only helper cell of the student lab collapsed, its first line (what it
-    provides) in view: on the website (the ``hide-input`` tag: a "Show code cell source" toggle)
-    and in JupyterLab (``jupyter.source_hidden``: a click on the cell's left bar opens it)."""
+    provides) in view: on the website (the ``hide-input`` tag: a "Show code cell source" toggle),
+    in JupyterLab (``jupyter.source_hidden``: a click on the cell's left bar opens it) and on
+    Colab (``cellView: form``: the cell's ``#@title`` line is shown, a click shows the code)."""
     nb = nbformat.read(student, as_version=4)
     for cell in nb.cells:
         if is_long_helper(cell):
             cell.metadata["tags"] = [*[t for t in cell.metadata.get("tags", []) if t != HIDE], HIDE]
             cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
+            if cell.source.startswith("#@title"):
+                cell.metadata["cellView"] = "form"
     nbformat.write(nb, student)
 
 
