@@ -102,8 +102,6 @@ class Course:
 def _load(root: Path, _mtime: int) -> Course:
     config = PyFileConfigLoader(CONFIG, path=str(root)).load_config()
     directory = config.get("CourseDirectory", {})
-    course_id = directory.get("course_id")
-    if not course_id:
-        raise CourseError(f"{root / CONFIG} sets no CourseDirectory.course_id")
-    return Course(root, str(course_id), str(directory.get("source_directory", "source")),
+    # what nbgrader's own commands use when the configuration does not say (its defaults)
+    return Course(root, str(directory.get("course_id", "")), str(directory.get("source_directory", "source")),
                   str(directory.get("release_directory", "release")))

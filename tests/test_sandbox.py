@@ -47,7 +47,7 @@ LIMITS = Limits(cell_timeout=3, submission_timeout=60, memory=1 << 30, processes
 # The fork bomb's copies keep spinning (fork refused, try again) until the kernel dies: the test
 # cells after it share the CPU with 60-odd busy processes, and with a loaded machine 3 s per cell
 # was not always enough for them (seen in CI-like runs: 1/2).
-ATTACK_LIMITS = {"flood": dataclasses.replace(LIMITS, memory=4 << 30),
+ATTACK_LIMITS = {"flood": dataclasses.replace(LIMITS, memory=4 << 30, cell_timeout=8),  # > 200 MB on a busy machine
                  "forkbomb": dataclasses.replace(LIMITS, cell_timeout=15)}
 
 
