@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -48,7 +49,9 @@ def expected_files(instructor: Path, labs: list[str]) -> set[str]:
     tracked = git("ls-files", cwd=instructor).split()
     wanted = publish.PUBLISHED + publish.STUDENT_TESTS + [f"labs/{lab}/" for lab in labs]
     chosen = {f for f in tracked if any(f.startswith(w) if w.endswith("/") else f == w for w in wanted)}
-    return chosen | {"README.md", "Makefile", publish.MARKER}
+    config = git("ls-files", f"tools/student_edition/{publish.JUPYTER_CONFIG}", cwd=instructor).split()
+    jupyter = {f.removeprefix("tools/student_edition/") for f in config}
+    return chosen | {"README.md", "Makefile", publish.MARKER} | jupyter
 
 
 def test_the_edition_holds_what_students_need_and_nothing_instructor_only(instructor, edition):
@@ -68,6 +71,53 @@ def test_the_edition_holds_what_students_need_and_nothing_instructor_only(instru
             assert (edition / name).read_text() == mine, name
     assert (edition / "README.md").read_bytes() == (ROOT / "tools/student_edition/README.md").read_bytes()
     assert publish.scan(edition, publish.secret_lines(instructor)) == []
+
+
+# nbgrader's instructor side: its lab plugins and server extensions (the student side, Validate and
+# the assignment list, stays)
+INSTRUCTOR_PLUGINS = {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:course-list",
+                      "@jupyter/nbgrader:create-assignment"}
+STUDENT_PLUGINS = {"@jupyter/nbgrader", "@jupyter/nbgrader:validate-assignment", "@jupyter/nbgrader:assignment-list",
+                   "@jupyter/nbgrader:menu"}
+INSTRUCTOR_SERVER = {"nbgrader.server_extensions.formgrader", "nbgrader.server_extensions.course_list"}
+
+
+def test_the_edition_opens_jupyterlab_without_the_instructor_interface(edition):
+    """Its jupyter/ disables nbgrader's formgrader, course list and "Create Assignment" (lab plugins
+    and server extensions) and nothing of the student side; the plugins and modules it names exist
+    in the installed nbgrader (a renamed one would silently stay enabled); and its `make lab` puts
+    jupyter/ first on JUPYTER_CONFIG_PATH, where JupyterLab reads it."""
+    import importlib.util
+
+    import nbgrader
+
+    page = json.loads((edition / "jupyter/labconfig/page_config.json").read_text())
+    disabled = {k for k, v in page["disabledExtensions"].items() if v}
+    assert disabled == INSTRUCTOR_PLUGINS, disabled
+    server = json.loads((edition / "jupyter/jupyter_server_config.json").read_text())
+    extensions = server["ServerApp"]["jpserver_extensions"]
+    assert {k for k, v in extensions.items() if v is False} == INSTRUCTOR_SERVER and all(
+        v is False for v in extensions.values()), extensions
+    bundle = Path(sys.prefix, "share/jupyter/labextensions/@jupyter/nbgrader/static")
+    code = "".join(p.read_text(errors="replace") for p in bundle.glob("*.js"))
+    assert nbgrader.__version__.startswith("0.9"), "check the plugin ids again for this nbgrader"
+    for plugin in INSTRUCTOR_PLUGINS | STUDENT_PLUGINS - {"@jupyter/nbgrader"}:
+        assert f'"{plugin}"' in code, f"the installed nbgrader lab extension has no plugin {plugin}"
+    for module in INSTRUCTOR_SERVER:
+        assert importlib.util.find_spec(module), module
+    rule = 'show-config-path: ; @echo "$$JUPYTER_CONFIG_PATH"'
+    shown = subprocess.run(["make", "--no-print-directory", "--eval", rule, "show-config-path"], cwd=edition,
+                           capture_output=True, text=True,
+                           env={k: v for k, v in os.environ.items() if k != "JUPYTER_CONFIG_PATH"})
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == str(edition / "jupyter"), shown.stdout
+    # what JupyterLab makes of it (`jupyter labextension list` reads the same page_config.json)
+    listing = subprocess.run([str(Path(sys.executable).with_name("jupyter")), "labextension", "list"],
+                             env={**os.environ, "JUPYTER_CONFIG_PATH": str(edition / "jupyter")},
+                             capture_output=True, text=True, timeout=120)
+    section = (listing.stdout + listing.stderr).split("Disabled extensions:", 1)
+    assert len(section) == 2, listing.stdout + listing.stderr
+    assert {line.split()[0] for line in section[1].splitlines() if line.strip()} == INSTRUCTOR_PLUGINS, section[1]
 
 
 def test_only_the_released_labs_are_in_the_table_of_contents(edition):

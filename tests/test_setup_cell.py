@@ -1,5 +1,7 @@
 """The notebooks' setup cell: present everywhere, inert where courselib is installed, and on a
-fresh machine (Colab-like: torch present, courselib absent) it installs courselib from its source."""
+fresh machine (Colab-like: torch present, courselib absent) it installs courselib from its source,
+after which a student lab runs there top to bottom."""
+import json
 import os
 import shutil
 import subprocess
@@ -68,3 +70,61 @@ def test_setup_cell_installs_courselib_in_a_fresh_environment(tmp_path):
     # second run: courselib is there now, the cell does nothing (and needs no source)
     env["COURSELIB_SOURCE"] = "/nonexistent"
     assert subprocess.run([str(py), "-c", cell], env=env).returncode == 0
+    run_a_lab_in(py, tmp_path)
+
+
+LAB = sorted((ROOT / "labs").glob("*/*.ipynb"))[0]  # lab1-init
+
+
+def lab_as_a_student_finishes_it(path: Path) -> tuple[nbformat.NotebookNode, bool]:
+    """The student lab with the reference answers in its answer cells and no cell expected to
+    raise, where this repository has the answers (the instructors' repository); else, in the
+    student edition, the blank lab as it is (whose cells tagged raises-exception may fail);
+    and whether the answers are in."""
+    nb = nbformat.read(path, as_version=4)
+    source = ROOT / "solutions" / path.parent.name / path.name
+    if not source.is_file():
+        return nb, False
+    from grading import labs  # the instructors' repository only (the student edition has no grader)
+
+    answers = labs.answers(labs.read(source))
+    for cell in nb.cells:
+        if labs.is_answer(cell):
+            cell.source = answers[labs.nbmeta(cell)["grade_id"]]
+        if "raises-exception" in cell.metadata.get("tags", []):
+            cell.metadata["tags"] = [t for t in cell.metadata["tags"] if t != "raises-exception"]
+    return nb, True
+
+
+def run_a_lab_in(py: Path, tmp_path: Path) -> None:
+    """Run every cell of a student lab (its setup cell, experiments included) with nbclient in a
+    kernel of the fresh environment ``py``: with the reference answers, no cell may raise and no
+    test cell may show a value."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+
+    spec = tmp_path / "kernels" / "fresh"
+    spec.mkdir(parents=True)
+    argv = [str(py), "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "fresh", "language": "python"}))
+    nb, answered = lab_as_a_student_finishes_it(LAB)
+    probe = "import sys, courselib\nprint(sys.prefix)\nprint(courselib.__file__)"
+    nb.cells.append(nbformat.v4.new_code_cell(probe))
+    work = tmp_path / "student"
+    shutil.copytree(LAB.parent, work)
+    km = AsyncKernelManager(kernel_name="fresh", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(spec.parent)]))
+    # a cell that raises (other than one tagged raises-exception) stops the run: CellExecutionError
+    NotebookClient(nb, km=km, timeout=600, resources={"metadata": {"path": str(work)}}).execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count for c in code), [c.source[:80] for c in code if not c.execution_count]
+    where = code[-1].outputs[0]["text"].split()
+    assert Path(where[0]) == py.parent.parent and "site-packages" in where[1], where
+    if answered:
+        from grading import labs
+
+        errors = [c.source[:200] for c in code if any(o.output_type == "error" for o in c.outputs)]
+        assert not errors, errors
+        shown = [labs.nbmeta(c)["grade_id"] for c in code if labs.is_test(c)
+                 and any(o.output_type == "execute_result" for o in c.outputs)]
+        assert not shown, f"test cells that show an Out[n] value: {shown}"

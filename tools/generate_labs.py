@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import json
 import os
 import shutil
 import subprocess
@@ -52,9 +53,10 @@ def generate(labs: tuple[str, ...], dest: Path) -> None:
 
 def add_student_marks(student: Path) -> None:
     """What `make labs` adds to the student lab nbgrader generated: nbval's expected errors and
-    the collapsed helper cells."""
+    the collapsed helper cells, and the notebook metadata JupyterLab would otherwise rewrite on open."""
     mark_expected_errors(student)
     collapse_helpers(student)
+    record_kernel(student)
 
 
 def mark_expected_errors(student: Path) -> None:
@@ -98,10 +100,45 @@ def collapse_helpers(student: Path) -> None:
     nbformat.write(nb, student)
 
 
+def kernel_metadata() -> dict:
+    """The notebook metadata JupyterLab 4 writes when a notebook's kernel starts: ``kernelspec``
+    from the python3 kernel's spec (display name "Python 3 (ipykernel)") and ``language_info``
+    from the kernel's reply, which holds the version of the Python it runs. JupyterLab compares
+    each with what the notebook holds (a deep equality) and marks the notebook modified when they
+    differ, so that closing an untouched lab would ask to save it. These are the values of the
+    course kernel (this interpreter's ipykernel): the lab opens unmodified where it runs this
+    Python; under another Python version JupyterLab rewrites the ``version`` field (only)."""
+    from ipykernel.ipkernel import IPythonKernel
+    from ipykernel.kernelspec import KERNEL_NAME, get_kernel_dict
+
+    spec = get_kernel_dict()
+    return {"kernelspec": {"name": KERNEL_NAME, "display_name": spec["display_name"], "language": spec["language"]},
+            "language_info": dict(IPythonKernel.language_info)}
+
+
+def record_kernel(student: Path) -> None:
+    """Write :func:`kernel_metadata` into the student lab, so that opening it in JupyterLab
+    changes nothing."""
+    nb = nbformat.read(student, as_version=4)
+    nb.metadata.update(kernel_metadata())
+    nbformat.write(nb, student)
+
+
+def _same_but_python_version(a: Path, b: Path) -> bool:
+    """Two notebooks that differ only in ``language_info.version`` (the Python that generated
+    them: :func:`kernel_metadata`), which is not drift of the lab."""
+    if a.suffix != ".ipynb":
+        return False
+    x, y = (json.loads(p.read_text()) for p in (a, b))
+    for nb in (x, y):
+        nb.get("metadata", {}).get("language_info", {}).pop("version", None)
+    return x == y
+
+
 def differences(a: Path, b: Path) -> list[str]:
     cmp = filecmp.dircmp(a, b)
     out = [f"only in {a.name}: {x}" for x in cmp.left_only] + [f"only in generated: {x}" for x in cmp.right_only]
-    out += [f"differs: {x}" for x in cmp.diff_files]
+    out += [f"differs: {x}" for x in cmp.diff_files if not _same_but_python_version(a / x, b / x)]
     return out
 
 

@@ -11,9 +11,9 @@ a new commit on each publish, which names the instructor commit; this repository
 goes there):
 
 - the chapters, the *released* labs (``publish.released_labs`` in ``_config.yml``; ``--labs``
-  overrides it), ``courselib``, the website build, the student README and Makefile
-  (``tools/student_edition/``), the course-wide make rules (``course.mk``) and the tests that
-  make sense there (:data:`STUDENT_TESTS`);
+  overrides it), ``courselib``, the website build, the student README, Makefile and Jupyter
+  configuration (``tools/student_edition/``), the course-wide make rules (``course.mk``) and the
+  tests that make sense there (:data:`STUDENT_TESTS`);
 - ``_toc.yml`` with the released labs only, ``_config.yml`` without its instructor-only section,
   the chapters without their pointer to a lab not released yet (:func:`student_chapter`).
 
@@ -56,6 +56,10 @@ STUDENT_TESTS = ["tests/conftest.py", "tests/test_checking.py", "tests/test_data
                  "tests/test_labcheck.py", "tests/test_notebook_hygiene.py", "tests/test_plots_widgets.py",
                  "tests/test_probes.py", "tests/test_setup_cell.py", "tests/test_train.py", "tests/test_utils.py"]
 TEMPLATES = ROOT / "tools" / "student_edition"  # README.md and Makefile of the student edition
+# The student edition's Jupyter configuration (tools/student_edition/jupyter/ -> jupyter/), which its
+# `make lab` puts first on JUPYTER_CONFIG_PATH: nbgrader's student side only (Validate, the assignment
+# list); the formgrader, the course list and "Create Assignment" are disabled (docs/publishing.md).
+JUPYTER_CONFIG = "jupyter/"
 # Never in the student edition, whatever PUBLISHED says: the answers and what knows them.
 INSTRUCTOR_ONLY = ["solutions/", "tests/lab_mistakes/", "grading/", "benchmarks/", "scripts/",
                    "nbgrader_config.py", "docs/publishing.md", "docs/grading-at-scale.md",
@@ -352,6 +356,11 @@ def stage(root: Path, release: Release, into: Path) -> None:
         chapter.write_text(student_chapter(chapter.read_text(), release.labs))
     for name in ("README.md", "Makefile"):
         (into / name).write_bytes(git("show", f"{release.commit}:tools/student_edition/{name}", cwd=root).encode())
+    for name in git("ls-tree", "-r", "--name-only", release.commit, "--", f"tools/student_edition/{JUPYTER_CONFIG}",
+                    cwd=root).splitlines():
+        target = into / name.removeprefix("tools/student_edition/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(git("show", f"{release.commit}:{name}", cwd=root).encode())
     (into / MARKER).write_text(MARKER_TEXT)
 
 

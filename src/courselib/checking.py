@@ -443,7 +443,7 @@ class Session:
         header: dict = {"kind": "call", "cell": self._cell, "seq": seq, "name": proxy.__name__,
                         "fingerprint": fingerprint}
         if error is not None:
-            header["error"] = self._error_tree(error, proxy.__name__)
+            header["error"] = self._error_tree(error, _raised_in(error, proxy.__name__))
         else:
             ids = {id(o): path for path, o in found}
             header["result"] = encode(result, arrays, ids)
@@ -536,11 +536,33 @@ class Session:
             return RuntimeError(f"{name}: {message}")
 
 
+def _ours(frame: types.FrameType) -> bool:
+    """A frame of the checking machinery (this module, labcheck's guard, contextlib's with-blocks)."""
+    return Path(frame.f_code.co_filename).name in ("checking.py", "labcheck.py", "contextlib.py")
+
+
 def _student_frames(tb: types.TracebackType | None) -> types.TracebackType | None:
-    """``tb`` from the first frame that is not this module's (the student's function onwards)."""
-    while tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+    """``tb`` without the checking machinery's frames: the student's own frames, and the frame
+    that raised (even if it is ours, e.g. a forbidden routine's refusal)."""
+    entries = []
+    while tb is not None:
+        entries.append(tb)
         tb = tb.tb_next
-    return tb
+    kept = [e for i, e in enumerate(entries) if not _ours(e.tb_frame) or i == len(entries) - 1]
+    rebuilt = None
+    for e in reversed(kept):
+        rebuilt = types.TracebackType(rebuilt, e.tb_frame, e.tb_lasti, e.tb_lineno)
+    return rebuilt
+
+
+def _raised_in(error: BaseException, default: str) -> str:
+    """The student's function (or method) that raised ``error``: the innermost frame not ours."""
+    tb, name = error.__traceback__, default
+    while tb is not None:
+        if not _ours(tb.tb_frame) and tb.tb_frame.f_code.co_name != "<module>":
+            name = getattr(tb.tb_frame.f_code, "co_qualname", tb.tb_frame.f_code.co_name).rsplit("<locals>.", 1)[-1]
+        tb = tb.tb_next
+    return name
 
 
 def _same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:

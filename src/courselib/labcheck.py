@@ -75,6 +75,7 @@ def expect_error(error: type[BaseException], fn: Callable, *args: Any, what: str
     """``fn(*args, **kwargs)`` must raise ``error`` with a message that says why (not empty) and
     names each of ``mentions`` (numbers are matched as whole numbers: 3 is not found in 30).
     A ``NotImplementedError`` or a forbidden call passes through unchanged: it says what to do."""
+    __tracebackhide__ = True  # IPython shows the test's line and the student's, not this frame
     what = what or getattr(fn, "__name__", "the call")
     try:
         fn(*args, **kwargs)
