@@ -22,7 +22,22 @@ def test_every_notebook_starts_with_the_current_setup_cell():
     assert any(p.parent.name == "book" for p in nbs)
     src = setup_cell.setup_source()
     stale = [str(p.relative_to(ROOT)) for p in nbs if not setup_cell.is_current(nbformat.read(p, 4), src)]
-    assert not stale, f"stale or missing setup cell (run `make setup-cells`): {stale}"
+    assert not stale, f"stale or missing setup cell or kernel metadata (run `make setup-cells`): {stale}"
+
+
+def test_every_notebook_carries_the_kernel_metadata_jupyterlab_writes():
+    """Else JupyterLab marks a chapter or lab modified as soon as its kernel starts (the browser
+    test opens one of each); the Python version may differ from machine to machine."""
+    nbs = setup_cell.notebooks()
+    assert {p.parent.name for p in nbs} >= {"book"} and any("labs" in p.parts for p in nbs)
+    expected = setup_cell.kernel_metadata()
+    assert expected["kernelspec"]["display_name"] == "Python 3 (ipykernel)"
+    for path in nbs:
+        meta = nbformat.read(path, 4).metadata
+        assert meta.get("kernelspec") == expected["kernelspec"], (path, meta.get("kernelspec"))
+        info = dict(meta.get("language_info", {}))
+        assert info.pop("version", None), (path, "language_info has no version")
+        assert info == {k: v for k, v in expected["language_info"].items() if k != "version"}, (path, info)
 
 
 def test_setup_cell_points_at_the_configured_repository():

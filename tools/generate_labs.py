@@ -21,6 +21,7 @@ import nbformat
 
 from grading import labs
 from grading.course import Course
+from tools import setup_cell
 
 matplotlib.use("Agg")  # the experiment cells of the blank labs run in this process
 RAISES = "raises-exception"  # nbval's tag: the cell is expected to raise
@@ -100,33 +101,17 @@ def collapse_helpers(student: Path) -> None:
     nbformat.write(nb, student)
 
 
-def kernel_metadata() -> dict:
-    """The notebook metadata JupyterLab 4 writes when a notebook's kernel starts: ``kernelspec``
-    from the python3 kernel's spec (display name "Python 3 (ipykernel)") and ``language_info``
-    from the kernel's reply, which holds the version of the Python it runs. JupyterLab compares
-    each with what the notebook holds (a deep equality) and marks the notebook modified when they
-    differ, so that closing an untouched lab would ask to save it. These are the values of the
-    course kernel (this interpreter's ipykernel): the lab opens unmodified where it runs this
-    Python; under another Python version JupyterLab rewrites the ``version`` field (only)."""
-    from ipykernel.ipkernel import IPythonKernel
-    from ipykernel.kernelspec import KERNEL_NAME, get_kernel_dict
-
-    spec = get_kernel_dict()
-    return {"kernelspec": {"name": KERNEL_NAME, "display_name": spec["display_name"], "language": spec["language"]},
-            "language_info": dict(IPythonKernel.language_info)}
-
-
 def record_kernel(student: Path) -> None:
-    """Write :func:`kernel_metadata` into the student lab, so that opening it in JupyterLab
+    """Write :func:`tools.setup_cell.kernel_metadata` into the student lab, so that opening it in JupyterLab
     changes nothing."""
     nb = nbformat.read(student, as_version=4)
-    nb.metadata.update(kernel_metadata())
+    nb.metadata.update(setup_cell.kernel_metadata())
     nbformat.write(nb, student)
 
 
 def _same_but_python_version(a: Path, b: Path) -> bool:
     """Two notebooks that differ only in ``language_info.version`` (the Python that generated
-    them: :func:`kernel_metadata`), which is not drift of the lab."""
+    them: :func:`tools.setup_cell.kernel_metadata`), which is not drift of the lab."""
     if a.suffix != ".ipynb":
         return False
     x, y = (json.loads(p.read_text()) for p in (a, b))
