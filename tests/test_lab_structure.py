@@ -140,3 +140,69 @@ def test_lab_folder_follows_the_guide(lab):
         assert gid in answers and set(fails) <= set(tests), f"{lab}: mistake {name} names unknown cells"
     # the website lists it
     assert f"{COURSE.release}/{lab}/{lab}" in build_book.toc_pages(ROOT)
+
+
+def _loads(source: str) -> set[str]:
+    """Names a cell reads without assigning them itself."""
+    tree = ast.parse(source)
+    stored = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    stored |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)} - stored
+
+
+def _defines(source: str) -> set[str]:
+    tree = ast.parse(source)
+    return ({n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            | {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)})
+
+
+def required_answers(nb) -> dict[str, list[str]]:
+    """For each experiment code cell (by id): the answers it runs, directly, through another answer
+    (``xavier_normal_`` calls ``compute_fans``) or through what an earlier experiment cell made."""
+    answers = labs.answers(nb)
+    uses = {name: {other for other in answers if other != name and other in _loads(source)}
+            for name, source in answers.items()}
+    required, made, made_with = {}, set(), set()
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "experiment" not in cell.metadata.get("tags", []):
+            continue
+        body = cell.source.split("\n", 1)[1] if cell.source.startswith("labcheck.require_written(") else cell.source
+        todo = [a for a in answers if a in _loads(body)] + (sorted(made_with) if _loads(body) & made else [])
+        needed: set[str] = set()
+        while todo:
+            name = todo.pop()
+            if name not in needed:
+                needed.add(name)
+                todo += sorted(uses[name])
+        required[cell.id] = [a for a in answers if a in needed]
+        made |= _defines(body)
+        made_with |= needed
+    return required
+
+
+def guard(source: str) -> list[str] | None:
+    """The arguments of a leading ``labcheck.require_written(...)`` statement, or None."""
+    body = ast.parse(source).body
+    call = body[0].value if body and isinstance(body[0], ast.Expr) else None
+    if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "require_written"
+            and isinstance(call.func.value, ast.Name) and call.func.value.id == "labcheck"):
+        return [arg.id for arg in call.args if isinstance(arg, ast.Name)]
+    return None
+
+
+@pytest.mark.parametrize("path", LAB_NOTEBOOKS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_experiments_first_name_the_blank_answers_they_run(path):
+    """Run All on a lab not finished yet reaches the experiments (their cells may raise): each then
+    says which answer to write (labcheck.require_written), not a bare error from deep inside the
+    training or a KeyError in the next cell."""
+    nb = nbformat.read(path, as_version=4)
+    required = required_answers(nb)
+    assert required, "the lab has no experiment code cell"
+    cells = {c.id: c.source for c in nb.cells}
+    for cell_id, answers in required.items():
+        if answers:
+            assert guard(cells[cell_id]) is not None, (f"experiment cell {cell_id} runs {answers}: start it "
+                                                       f"with labcheck.require_written({', '.join(answers)})")
+            assert set(guard(cells[cell_id])) >= set(answers), (cell_id, guard(cells[cell_id]), answers)
+        else:
+            assert guard(cells[cell_id]) is None, f"experiment cell {cell_id} runs no answer: no guard needed"

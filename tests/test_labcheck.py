@@ -176,3 +176,66 @@ def test_references_look_behind_decorators():
             return torch.optim.AdamW
 
     assert rule.references(Mine)
+
+
+ANSWER_CELLS = '''
+import torch
+from torch import nn
+
+
+def blank(x):
+    """Docstring."""
+    # YOUR CODE HERE
+    raise NotImplementedError()
+
+
+def written(x):
+    if x is None:
+        raise NotImplementedError("not for None")
+    return x
+
+
+class BlankLayer(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        # YOUR CODE HERE
+        raise NotImplementedError()
+
+    def forward(self, x):
+        # YOUR CODE HERE
+        raise NotImplementedError
+
+
+class DoneLayer(nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def forward(self, x):
+        return blank(x)  # calls a blank function, but is written itself
+'''
+
+
+def test_require_written_names_each_blank_answer_and_passes_written_ones(tmp_path, monkeypatch):
+    (tmp_path / "answers_cells.py").write_text(ANSWER_CELLS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import answers_cells as cells
+
+    labcheck.require_written(cells.written, cells.DoneLayer)          # nothing blank: returns None
+    assert labcheck.require_written() is None
+    with pytest.raises(NotImplementedError) as one:
+        labcheck.require_written(cells.written, cells.blank)
+    assert str(one.value).startswith("This experiment runs your code, and `blank` is not written yet: write it in "
+                                     "its answer cell above")
+    with pytest.raises(NotImplementedError) as many:
+        labcheck.require_written(cells.blank, cells.BlankLayer, cells.DoneLayer)
+    assert ("`blank`, `BlankLayer.__init__` and `BlankLayer.forward` are not written yet: write them in their "
+            "answer cells above") in str(many.value)
+    wrapped = lambda *a: cells.blank(*a)  # noqa: E731 - a checked version, as the test cells' proxies
+    wrapped.__wrapped__ = cells.blank
+    with pytest.raises(NotImplementedError, match="`blank` is not written"):
+        labcheck.require_written(wrapped)
+    # no readable source (e.g. built by exec): never stops an experiment by mistake
+    namespace: dict = {}
+    exec("def nosource(x):\n    raise NotImplementedError()\n", namespace)
+    labcheck.require_written(namespace["nosource"], len, torch.relu)

@@ -11,6 +11,8 @@ convolution with ``F.conv2d`` on many shapes) stay in that lab's notebook, where
   your function runs), or runs one of the forbidden low-level operations.
 * :class:`OpRecorder`: lists the tensor operations (ATen ops) that run inside it; labs use it to
   check that a function is vectorized.
+* :func:`require_written`: an experiment cell first checks that the answers it uses are written,
+  and else says which ones to write (instead of failing somewhere inside the experiment).
 
 A lab declares its rule once, as a literal in its helper cell::
 
@@ -23,6 +25,7 @@ submission's source.
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import contextlib
 import dis
@@ -31,6 +34,7 @@ import importlib
 import inspect
 import math
 import re
+import textwrap
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -39,7 +43,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 __all__ = ["TOLERANCES", "assert_close", "expect_error", "Forbidden", "ForbiddenFunctionError", "OpRecorder",
-           "one_thread"]
+           "one_thread", "require_written"]
 
 # dtype -> (rtol, atol as a fraction of the largest reference value): rounding differences only.
 TOLERANCES = {torch.float64: (1e-10, 1e-12), torch.float32: (1e-5, 1e-6),
@@ -94,6 +98,59 @@ def expect_error(error: type[BaseException], fn: Callable, *args: Any, what: str
             else re.escape(str(item))
         assert re.search(pattern, message), (
             f"{what}: the {error.__name__} message should name {', '.join(map(str, mentions))}; got: {message!r}")
+
+
+def _is_stub(fn: Any) -> bool:
+    """Whether ``fn``'s body, its docstring, comments and ``super()`` calls aside, is only
+    ``raise NotImplementedError`` (the blank answer cell). A function whose source cannot be read counts as written."""
+    try:
+        source = textwrap.dedent(inspect.getsource(inspect.unwrap(fn)))
+        node = ast.parse(source).body[0]
+    except (OSError, TypeError, SyntaxError, ValueError, IndexError):
+        return False
+    body = getattr(node, "body", [])
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        body = body[1:]  # the docstring
+    body = [stmt for stmt in body if not _calls_super(stmt)]  # a stub __init__ may call super().__init__()
+    if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
+        return False
+    raised = body[0].exc.func if isinstance(body[0].exc, ast.Call) else body[0].exc
+    return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
+
+
+def _calls_super(stmt: ast.stmt) -> bool:
+    """``super().<method>(...)`` as a statement of its own."""
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    return (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            and isinstance(call.func.value, ast.Call) and isinstance(call.func.value.func, ast.Name)
+            and call.func.value.func.id == "super")
+
+
+def _not_written(missing: list[str]) -> str:
+    quoted = [f"`{name}`" for name in missing]
+    names = quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+    one = len(missing) == 1
+    return (f"This experiment runs your code, and {names} {'is' if one else 'are'} not written yet: write "
+            f"{'it in its answer cell' if one else 'them in their answer cells'} above (in place of "
+            f"`raise NotImplementedError()`), run {'that cell and its' if one else 'those cells and their'} "
+            "tests, then run this cell again.")
+
+
+def require_written(*answers: Callable) -> None:
+    """Raise ``NotImplementedError`` naming every one of ``answers`` (functions, or classes: their
+    own methods) that is still the blank ``raise NotImplementedError()``; else do nothing. The
+    first line of an experiment cell, so that on a lab not finished yet it says what to write.
+    (IPython shows the frame an error is raised in, so the raise is one short line.)"""
+    missing = []
+    for answer in answers:
+        if isinstance(answer, type):
+            missing += [f"{answer.__name__}.{name}" for name, member in vars(answer).items()
+                        if inspect.isfunction(member) and _is_stub(member)]
+        elif _is_stub(answer):
+            missing.append(getattr(inspect.unwrap(answer), "__name__", repr(answer)))
+    if missing:
+        raise NotImplementedError(_not_written(missing))  # (the message says what to write)
 
 
 @contextlib.contextmanager
