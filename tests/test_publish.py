@@ -51,7 +51,8 @@ def expected_files(instructor: Path, labs: list[str]) -> set[str]:
     chosen = {f for f in tracked if any(f.startswith(w) if w.endswith("/") else f == w for w in wanted)}
     config = git("ls-files", f"tools/student_edition/{publish.JUPYTER_CONFIG}", cwd=instructor).split()
     jupyter = {f.removeprefix("tools/student_edition/") for f in config}
-    return chosen | {"README.md", "Makefile", publish.MARKER} | jupyter
+    colab = {f"colab/{f}" for f in chosen if f.startswith("book/") and f.endswith(".ipynb")}  # tools/colab.py
+    return chosen | {"README.md", "Makefile", publish.MARKER} | jupyter | colab
 
 
 def test_the_edition_holds_what_students_need_and_nothing_instructor_only(instructor, edition):
@@ -143,6 +144,9 @@ def test_chapters_lead_only_to_released_labs(instructor, edition):
     assert pointers(edition / "book/04_cnns.ipynb") == []
     assert pointers(edition / "book/02_initialization.ipynb") == ["lab1-init"]
     assert pointers(edition / "book/03_optimizers.ipynb") == ["lab2-adamw"]
+    # the Colab copies are made from the edition's chapters
+    assert pointers(edition / "colab/book/04_cnns.ipynb") == []
+    assert pointers(edition / "colab/book/02_initialization.ipynb") == ["lab1-init"]
     code = [[c.source for c in nbformat.read(root / "book/04_cnns.ipynb", as_version=4).cells
              if c.cell_type == "code"] for root in (instructor, edition)]
     assert code[0] == code[1]

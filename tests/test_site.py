@@ -565,8 +565,11 @@ def _launch_urls(notebook: str) -> dict[str, str]:
     org_repo = urlparse(repo).path.strip("/")
     launch = CONFIG["launch_buttons"]
     path = f"{notebook}.ipynb"
+    # a chapter opens on Colab as its Colab copy (MyST as plain Markdown: tools/colab.py), which the
+    # student edition holds in colab/; the labs hold no MyST and open as they are
+    colab_path = f"colab/{path}" if notebook.startswith("book/") else path
     return {
-        "colab": f"{launch['colab_url'].rstrip('/')}/github/{org_repo}/blob/{branch}/{path}",
+        "colab": f"{launch['colab_url'].rstrip('/')}/github/{org_repo}/blob/{branch}/{colab_path}",
         "binder": f"{launch['binderhub_url'].rstrip('/')}/v2/gh/{org_repo}/{branch}?urlpath=lab/tree/{path}",
         "jupyterhub": (f"{launch['jupyterhub_url'].rstrip('/')}/hub/user-redirect/git-pull?repo="
                        f"{repo.replace('://', '%3A//')}&urlpath=lab/tree/{org_repo.split('/')[-1]}/{path}"

@@ -11,6 +11,7 @@ clone (docs/publishing.md); here its tests run with this repository's environmen
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -89,6 +90,34 @@ def test_its_launch_buttons_name_only_the_public_repository(site):
         assert f"git-pull?repo={public.replace('https://', 'https%3A//')}" in page
     for path in site.rglob("*.html"):
         assert private not in path.read_text(encoding="utf-8"), path
+
+
+def test_its_chapters_open_on_colab_as_their_colab_copies(site, clone):
+    """A chapter's Colab button opens its copy in colab/ (tools/colab.py), a file of the edition,
+    whose citations are the labels the website's bibliography prints (the letters included)."""
+    config = yaml.safe_load((clone / "_config.yml").read_text())
+    owner_repo = config["repository"]["url"].removeprefix("https://github.com/")
+    chapters = sorted(p.stem for p in clone.glob("book/*.ipynb"))
+    assert chapters and sorted(p.stem for p in clone.glob("colab/book/*.ipynb")) == chapters
+    tracked = git("ls-files", "colab/book", cwd=clone).split()
+    assert sorted(tracked) == [f"colab/book/{c}.ipynb" for c in chapters]
+    for chapter in chapters:
+        page = (site / "book" / f"{chapter}.html").read_text(encoding="utf-8")
+        links = re.findall(r'https://colab\.research\.google\.com/github/[^"]+', page)
+        assert links == [f"https://colab.research.google.com/github/{owner_repo}/blob/main/colab/book/{chapter}.ipynb"]
+    for lab in TWO_LABS:  # the labs hold no MyST: Colab opens them as they are
+        page = (site / "labs" / lab / f"{lab}.html").read_text(encoding="utf-8")
+        assert f"/blob/main/labs/{lab}/{lab}.ipynb" in page and "/colab/" not in page
+    bibliography = (site / "book" / "bibliography.html").read_text(encoding="utf-8")
+    on_website = set(re.findall(r'<span class="fn-bracket">\[</span>(.*?)<span class="fn-bracket">\]</span>',
+                                bibliography))
+    in_copies = set()
+    for copy in clone.glob("colab/book/*.ipynb"):
+        cells = [c for c in json.loads(copy.read_text())["cells"] if c.get("id") == "colab-references"]
+        for cell in cells:
+            in_copies |= set(re.findall(r"^- \*\*(.+?)\*\*\. ", "".join(cell["source"]), re.M))
+    assert len(in_copies) > 40 and any(re.search(r"\d{4}[ab]$", label) for label in in_copies), in_copies
+    assert in_copies == on_website, (sorted(in_copies - on_website), sorted(on_website - in_copies))
 
 
 def test_no_answer_in_its_website_or_in_courselib_wheel_and_sdist(site, clone, tmp_path):

@@ -43,7 +43,7 @@ import nbformat
 import yaml
 
 from grading.course import Course
-from tools import build_book
+from tools import build_book, colab
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the student edition holds, from the instructor commit (folders end with "/").
@@ -354,6 +354,7 @@ def stage(root: Path, release: Release, into: Path) -> None:
         (into / name).write_text(rewrite((into / name).read_text()))
     for chapter in sorted(into.glob("book/*.ipynb")):
         chapter.write_text(student_chapter(chapter.read_text(), release.labs))
+    colab.write_copies(into, into)  # colab/book/*.ipynb: the chapters as Colab can render them
     for name in ("README.md", "Makefile"):
         (into / name).write_bytes(git("show", f"{release.commit}:tools/student_edition/{name}", cwd=root).encode())
     for name in git("ls-tree", "-r", "--name-only", release.commit, "--", f"tools/student_edition/{JUPYTER_CONFIG}",

@@ -28,6 +28,11 @@ Listed in ``_config.yml`` (``sphinx.local_extensions``). The browser tests
   ``doc-biblioentry`` inside a ``role="list"``), as screen readers expect.
 - Once ``make pdf`` has printed the whole course into the site (``course.pdf``), every page's
   download menu offers it.
+- The Colab launch button of a chapter opens its Colab copy, ``colab/book/<chapter>.ipynb`` in
+  the public repository (written by ``make publish``, :mod:`tools.colab`): Colab cannot render
+  MyST, so the copy says the same in plain Markdown (citations as "(He et al. 2016a)", the
+  self-check answers as ``<details>``). Binder and JupyterHub open the chapter itself, in
+  JupyterLab, which renders MyST (``jupyterlab-myst``).
 - MathJax is served by the site itself, not by a CDN: every page loads
   ``_static/mathjax/tex-mml-chtml.js``, copied from MathJax 3.2.2 (the ``django-static-mathjax``
   package) with the parts it loads on demand (TeX extensions, fonts, menu, accessibility). Offline
@@ -259,6 +264,24 @@ def _executed_notebook_download(app: Sphinx, pagename: str, templatename: str, c
     }, position=1)  # after the source notebook
 
 
+COLAB_FOLDER = "colab"  # in the student edition: the chapters' Colab copies (tools/colab.py)
+COLAB_PAGES = "book/"  # the pages that have one: the chapters (the labs hold no MyST markup)
+
+
+def _colab_opens_the_copy(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any],
+                          doctree: Any) -> None:
+    """Point a chapter's Colab launch link at its Colab copy (:data:`COLAB_FOLDER`)."""
+    if not pagename.startswith(COLAB_PAGES):
+        return
+    for group in context.get("header_buttons", []):
+        if group.get("label") != "launch-buttons":
+            continue
+        for button in group["buttons"]:
+            if button.get("text") == "Colab":  # .../github/<org>/<repo>/blob/<branch>/<path>
+                button["url"] = re.sub(r"(/github/[^/]+/[^/]+/blob/[^/]+/)", rf"\g<1>{COLAB_FOLDER}/",
+                                       button["url"], count=1)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     import myst_nb.core.render
 
@@ -275,4 +298,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     # after sphinx-book-theme has made its header buttons (priority 501)
     app.connect("html-page-context", _executed_notebook_download, priority=502)
     app.connect("html-page-context", _course_pdf_download, priority=502)
+    app.connect("html-page-context", _colab_opens_the_copy, priority=502)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
