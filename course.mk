@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (found " + sys.version.split()[0] + "); run: make PYTHON=python3.11 ...")'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(EXTRAS)]"
+	@# every kernel of the venv loads the course's IPython extension (src/courselib_ipython: hints on NameError)
+	@mkdir -p $(VENV)/etc/ipython
+	@echo 'c.InteractiveShellApp.extensions = ["courselib_ipython"]' > $(VENV)/etc/ipython/ipython_kernel_config.py
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -47,14 +47,15 @@ from tools import build_book, colab
 
 ROOT = Path(__file__).resolve().parents[1]
 # What the student edition holds, from the instructor commit (folders end with "/").
-PUBLISHED = ["book/", "src/courselib/", "docs/img/", "_config.yml", "_toc.yml", "environment.yml",
-             "pyproject.toml", ".gitignore", "conftest.py", "course.mk",
+PUBLISHED = ["book/", "src/courselib/", "src/courselib_ipython/", "docs/img/", "_config.yml", "_toc.yml",
+             "environment.yml", "pyproject.toml", ".gitignore", "conftest.py", "course.mk",
              "tools/build_book.py", "tools/build_pdf.py", "tools/site_fixes.py", "tools/site_static/",
              "tools/__init__.py", "tools/setup_cell.py"]
 # Tests that need neither answers nor grading: courselib, the notebooks' hygiene and setup cell.
-STUDENT_TESTS = ["tests/conftest.py", "tests/test_checking.py", "tests/test_data.py", "tests/test_environment.py",
-                 "tests/test_labcheck.py", "tests/test_notebook_hygiene.py", "tests/test_plots_widgets.py",
-                 "tests/test_probes.py", "tests/test_setup_cell.py", "tests/test_train.py", "tests/test_utils.py"]
+STUDENT_TESTS = ["tests/conftest.py", "tests/test_checking.py", "tests/test_courselib_ipython.py",
+                 "tests/test_data.py", "tests/test_environment.py", "tests/test_labcheck.py",
+                 "tests/test_notebook_hygiene.py", "tests/test_plots_widgets.py", "tests/test_probes.py",
+                 "tests/test_setup_cell.py", "tests/test_train.py", "tests/test_utils.py"]
 TEMPLATES = ROOT / "tools" / "student_edition"  # README.md and Makefile of the student edition
 # The student edition's Jupyter configuration (tools/student_edition/jupyter/ -> jupyter/), which its
 # `make lab` puts first on JUPYTER_CONFIG_PATH: nbgrader's student side only (Validate, the assignment
