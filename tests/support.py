@@ -1,15 +1,23 @@
 """What several test modules share: the course, the mistake catalogues, a class of submissions
-(correct, typical mistakes, attacks) for lab 3, and a committed copy of this working tree.
+(correct, typical mistakes, attacks) for lab 3, a committed copy of this working tree, and a
+JupyterLab server started and stopped.
 Imported by the tests and the benchmarks (``from tests.support import ...``)."""
 from __future__ import annotations
 
 import functools
+import json
+import os
 import random
 import shutil
+import signal
 import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from grading import labs
 from grading.course import Course
@@ -26,7 +34,7 @@ def catalogue(lab: str):
 @functools.cache
 def source(lab: str) -> nbformat.NotebookNode:
     """The instructor notebook of ``lab`` (read once per test process)."""
-    return labs.read(labs.source_path(lab))
+    return labs.read(COURSE.source_path(lab))
 
 
 # --- publishing ----------------------------------------------------------------------------------
@@ -56,7 +64,7 @@ def copy_working_tree(dest: Path) -> Path:
 LAB = "lab3-conv"
 
 
-REF = labs.answers(labs.read(labs.source_path(LAB)))
+REF = labs.answers(labs.read(COURSE.source_path(LAB)))
 
 
 # Wrong answers with the right shapes and checks: zeros instead of the convolution / pooling.
@@ -144,7 +152,7 @@ except Exception:
 
 def student_notebook(answers: dict, lab: str = LAB) -> nbformat.NotebookNode:
     """The student version of ``lab`` with these answer cells filled in (grade_id -> source)."""
-    nb = labs.read(labs.student_path(lab))
+    nb = labs.read(COURSE.student_path(lab))
     for cell in nb.cells:
         if labs.is_answer(cell) and labs.nbmeta(cell)["grade_id"] in answers:
             cell.source = answers[labs.nbmeta(cell)["grade_id"]]
@@ -153,7 +161,7 @@ def student_notebook(answers: dict, lab: str = LAB) -> nbformat.NotebookNode:
 
 def the_class() -> dict[str, tuple[dict, float]]:
     """30 students: correct, one typical mistake, blank, and a few that cheat; expected scores."""
-    points = labs.tests(labs.read(labs.source_path(LAB)))
+    points = labs.tests(labs.read(COURSE.source_path(LAB)))
     full = float(sum(points.values()))
     mistakes = catalogue(LAB).MISTAKES
     rng = random.Random(7)
@@ -177,3 +185,59 @@ def the_class() -> dict[str, tuple[dict, float]]:
 def results_on_file(course: Path) -> dict[str, float]:
     folder = course / "reports" / LAB / "results"
     return {p.stem: p.stat().st_mtime for p in folder.glob("*.json")} if folder.is_dir() else {}
+
+
+# --- a JupyterLab server of this environment, on loopback ---------------------------------------
+def start_jupyter_lab(args: list[str], *, token: str, root: Path, env: dict, log: Path,
+                      timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """Start `jupyter lab` (this environment's) on 127.0.0.1, on a free port, with ``token``,
+    serving ``root`` and run in it, its output into ``log``, plus the caller's ``args``; wait until
+    it answers on /api/status. Returns the process and the server's URL; fails the test (stopping
+    the server) if it exits or does not answer within ``timeout`` seconds. The server writes its
+    URL into jpserver-<pid>.json in ``env``'s JUPYTER_RUNTIME_DIR."""
+    runtime = Path(env["JUPYTER_RUNTIME_DIR"])
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0",
+           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+           "--ServerApp.shutdown_no_activity_timeout=600",  # a safety net if teardown is skipped
+           *args]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI often run as root
+        cmd.append("--allow-root")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited with code {proc.returncode} during startup:\n"
+                            f"{log.read_text(errors='replace')[-4000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"jupyter lab did not answer on /api/status within {timeout} s:\n"
+                            f"{log.read_text(errors='replace')[-4000:]}")
+            try:
+                url = json.loads((runtime / f"jpserver-{proc.pid}.json").read_text())["url"].rstrip("/")
+                req = urllib.request.Request(f"{url}/api/status", headers={"Authorization": f"token {token}"})
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    if resp.status == 200:
+                        break
+            except (OSError, ValueError):  # no file yet, being written, not listening yet, HTTP error
+                pass
+            time.sleep(0.3)
+        assert url.startswith("http://127.0.0.1:"), url
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url
+
+
+def stop(proc: subprocess.Popen, grace: float = 10) -> None:
+    """Stop ``proc`` if it still runs: SIGTERM (jupyter_server shuts its kernels down on it), and
+    after ``grace`` seconds SIGKILL."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)

@@ -21,7 +21,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import nbformat
 import pytest
 
 from grading.course import Course
+from support import start_jupyter_lab, stop
 
 pytestmark = pytest.mark.pipeline
 
@@ -92,28 +92,6 @@ class LabServer:
         return body
 
 
-def _server_info(runtime: Path, pid: int) -> dict | None:
-    """The server writes jpserver-<pid>.json (url, port, token) once it listens."""
-    path = runtime / f"jpserver-{pid}.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:  # being written
-        return None
-
-
-def _stop(proc: subprocess.Popen, grace: float = 10) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)   # jupyter_server shuts its kernels down on SIGTERM
-    try:
-        proc.wait(grace)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("jupyterlab")
@@ -144,37 +122,11 @@ def lab(tmp_path_factory):
     env.pop("MPLBACKEND", None)   # the kernel uses the inline backend, as in a browser
     token = secrets.token_hex(16)
     log = tmp / "server.log"
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-           "--ServerApp.port=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False",
-           "--ServerApp.shutdown_no_activity_timeout=600"]   # a safety net if teardown is skipped
-    if hasattr(os, "geteuid") and os.geteuid() == 0:     # containers and CI often run as root
-        cmd.append("--allow-root")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+    proc, url = start_jupyter_lab(["--ServerApp.open_browser=False"], token=token, root=root, env=env, log=log,
+                                  timeout=STARTUP_TIMEOUT)
     listings: dict[str, subprocess.Popen] = {}
-    server = None
+    server = LabServer(proc, url, token, root, log, env, listings)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        info = None
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with code {proc.returncode} during startup:\n"
-                            f"{log.read_text(errors='replace')[-4000:]}")
-            info = _server_info(runtime, proc.pid)
-            if info:
-                server = LabServer(proc, info["url"], token, root, log, env, listings)
-                try:
-                    if server.request("GET", "/api/status", timeout=5)[0] == 200:
-                        break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    pass
-            time.sleep(0.3)
-        else:
-            pytest.fail(f"jupyter lab did not answer on /api/status within {STARTUP_TIMEOUT} s:\n"
-                        f"{log.read_text(errors='replace')[-4000:]}")
-        assert info["url"].startswith("http://127.0.0.1:"), info
         # The extension listings take several seconds each: run them while the chapter executes.
         for key, args in (("server", ("server", "extension", "list")), ("lab", ("labextension", "list"))):
             listings[key] = subprocess.Popen([str(BIN / "jupyter"), *args], env=env, cwd=root,
@@ -187,9 +139,9 @@ def lab(tmp_path_factory):
         proc.wait(30)
         assert proc.returncode == 0, f"server exited with {proc.returncode}:\n{server.log_tail()}"
     finally:
-        _stop(proc)
+        stop(proc)
         for listing in listings.values():
-            _stop(listing, grace=2)
+            stop(listing, grace=2)
             if listing.stdout and not listing.stdout.closed:
                 listing.stdout.close()
 

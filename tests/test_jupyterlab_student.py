@@ -8,18 +8,19 @@ and a chapter. Debian's Chromium, driven by Playwright, opens them as a student 
 what the page shows:
 
 - the blank lab opens unmodified (no "unsaved changes" mark before any edit: its metadata is what
-  JupyterLab's kernel would write, tools/generate_labs.py), its long helper cell collapsed to its
+  JupyterLab's kernel would write, tools/setup_cell.py), its long helper cell collapsed to its
   ``#@title`` line;
 - Run All on the blank lab: the first error is in the first test cell, names the function to
   write, and its traceback ends in the notebook's own answer cell (the checking frames folded by
   IPython into "[... skipping hidden N frame]", no courselib frame). JupyterLab does not stop
   there: a cell tagged ``raises-exception`` (nbval's tag, which `make labs` puts on the cells that
   call an unwritten stub) does not stop Run All, so every test cell shows its error, and each must
-  name the function it waits for in the same way;
+  name the function it waits for in the same way; each experiment cell names the answers it runs
+  (labcheck.require_written), none fails with a KeyError or NameError;
 - with the reference answers, Run All runs every cell (experiments included) without an error,
   and no test cell shows an ``Out[n]``; nbgrader's Validate button reports success, and the
   server's log of that validation has no warning about a cell value read as a score;
-- the chapter renders its MyST (jupyterlab-myst): {cite} roles as citations, the self-check
+- the chapter opens unmodified too and renders its MyST (jupyterlab-myst): {cite} roles as citations, the self-check
   answers as closed dropdowns that open on a click, math typeset; no raw directive is shown;
 - the instructor interface is absent: no formgrader or course list (server and page), no
   "Create Assignment" panel, the Nbgrader menu offers only the assignment list.
@@ -31,7 +32,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -43,8 +43,8 @@ import nbformat
 import pytest
 
 from grading import labs
+from support import COURSE, start_jupyter_lab, stop
 from tools import generate_labs
-from tools.build_pdf import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.pipeline
 
@@ -92,16 +92,6 @@ class Server:
         return f"{self.url}/lab/workspaces/{secrets.token_hex(4)}/tree/{path}?reset&token={self.token}"
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)  # jupyter_server shuts its kernels down on SIGTERM
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 def filled(student: Path, answers: dict[str, str]) -> nbformat.NotebookNode:
     """The student lab with ``answers`` in its answer cells and a written answer: what a student
     who is done has (the cells' metadata untouched)."""
@@ -121,7 +111,7 @@ def server(tmp_path_factory) -> Server:
     root = tmp / "home"
     shutil.copytree(ROOT / "labs" / LAB, root / "blank")
     shutil.copytree(ROOT / "labs" / LAB, root / "answered")
-    reference = labs.answers(labs.read(labs.source_path(LAB)))
+    reference = labs.answers(labs.read(COURSE.source_path(LAB)))
     nbformat.write(filled(root / "answered" / f"{LAB}.ipynb", reference), root / "answered" / f"{LAB}.ipynb")
     (root / "book").mkdir()
     for name in (CHAPTER.name, "references.bib"):
@@ -150,48 +140,13 @@ def server(tmp_path_factory) -> Server:
         env.pop(name, None)  # the kernel uses the inline backend, as in a browser
     token = secrets.token_hex(16)
     log = tmp / "server.log"
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", "--ServerApp.port=0",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-           f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp / 'workspaces'}",
-           "--ServerApp.shutdown_no_activity_timeout=600"]  # a safety net if teardown is skipped
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+    proc, url = start_jupyter_lab([f"--LabApp.user_settings_dir={settings}",
+                                   f"--LabApp.workspaces_dir={tmp / 'workspaces'}"],
+                                  token=token, root=root, env=env, log=log, timeout=STARTUP_TIMEOUT)
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter lab exited with {proc.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not start in {STARTUP_TIMEOUT} s:\n"
-                            f"{log.read_text(errors='replace')[-4000:]}")
-            try:
-                info = json.loads((runtime / f"jpserver-{proc.pid}.json").read_text())
-                server = Server(proc, info["url"], token, root, log)
-                if server.status("/api/status") == 200:
-                    break
-            except (OSError, ValueError, urllib.error.URLError):
-                pass
-            time.sleep(0.3)
-        assert server.url.startswith("http://127.0.0.1:"), server.url
-        yield server
+        yield Server(proc, url, token, root, log)
     finally:
-        _stop(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs it when run as root, "
-                    "else: sudo apt-get install chromium (or set CHROMIUM=/path)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        stop(proc, grace=15)
 
 
 # --- the page -------------------------------------------------------------------------------------
@@ -254,7 +209,7 @@ def test_the_lab_opens_unmodified_with_its_helper_cell_collapsed(browser, server
         time.sleep(3)  # the kernel's info (language_info) and spec arrive after it is idle
         assert not is_dirty(page), (
             "JupyterLab marks the untouched lab modified: its kernelspec or language_info is not what the "
-            f"kernel writes (tools/generate_labs.py:kernel_metadata); the lab has {nb.metadata}")
+            f"kernel writes (tools/setup_cell.py:kernel_metadata); the lab has {nb.metadata}")
         view = cells(page)
         assert len(view) == len(nb.cells)
         helpers = [i for i, c in enumerate(nb.cells) if generate_labs.is_long_helper(c)]
@@ -312,6 +267,15 @@ def test_run_all_on_the_blank_lab_names_what_to_write_at_the_students_line(brows
     assert not problems, "\n\n".join(f"{k} {v}" for k, v in problems.items())
     first_text = view[first]["errors"][0]
     assert not re.search(r"^File ", first_text, re.M), f"a library frame in the first error:\n{first_text}"
+    # the experiments (after the tests) say which answers they need, each of them: no KeyError or
+    # NameError in a later cell because an earlier experiment stopped
+    experiments = [i for i, c in enumerate(nb.cells)
+                   if c.cell_type == "code" and "experiment" in c.metadata.get("tags", [])]
+    assert experiments
+    for i in experiments:
+        text = "\n".join(view[i]["errors"])
+        assert text and "NotImplementedError: This experiment runs your code, and `" in text, (i, text[-1500:])
+        assert "KeyError" not in text and "NameError" not in text, (i, text[-1500:])
     assert not errors, errors
 
 
@@ -343,7 +307,7 @@ def test_with_the_reference_answers_every_cell_runs_and_validate_succeeds(browse
         page.close()
 
 
-def test_a_chapter_renders_its_citations_and_collapsed_answers(browser, server):
+def test_a_chapter_opens_unmodified_and_renders_its_citations_and_collapsed_answers(browser, server):
     assert "jupyterlab-myst" in {e["name"] for e in server.page_config()["federated_extensions"]}
     nb = nbformat.read(server.root / "book" / CHAPTER.name, as_version=4)
     cited = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "{cite}`" in c.source]
@@ -351,6 +315,10 @@ def test_a_chapter_renders_its_citations_and_collapsed_answers(browser, server):
     assert cited and answers
     page, errors = open_notebook(browser, server, f"book/{CHAPTER.name}")
     try:
+        time.sleep(3)  # the kernel's info (language_info) and spec arrive after it is idle
+        assert not is_dirty(page), (
+            "JupyterLab marks the untouched chapter modified: its kernelspec or language_info is not what the "
+            f"kernel writes (make setup-cells: tools/setup_cell.py:kernel_metadata); it has {nb.metadata}")
         # what the page shows of each cell's input: the rendered markdown (the editor holding the
         # source is hidden, and innerText leaves hidden elements out)
         markdown = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell .jp-InputArea")

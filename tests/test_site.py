@@ -50,7 +50,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "_build" / "html"
 CACHE = ROOT / "_build" / ".jupyter_cache"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM, CHROMIUM_ARGS = build_pdf.CHROMIUM, build_pdf.CHROMIUM_ARGS  # Debian's, headless
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 pytestmark = pytest.mark.notebook
 
@@ -290,24 +289,12 @@ def test_no_page_carries_a_solution_or_hidden_test(site):
 
 
 # --- the browser ---------------------------------------------------------------------------
+# (the browser itself, headless Chromium: the ``browser`` fixture of tests/conftest.py)
 
 @pytest.fixture(scope="module")
 def server(site):
     with build_pdf.serve(site) as base:  # a local HTTP server for the folder, as `make serve`
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs it when run as root, "
-                    "else: sudo apt-get install chromium chromium-driver (or set CHROMIUM=/path)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @dataclass
