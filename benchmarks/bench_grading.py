@@ -36,7 +36,8 @@ from nbclient import NotebookClient
 from grading import grade, labs
 from grading.course import Course
 
-ROOT = Course.load().root
+COURSE = Course.load()
+ROOT = COURSE.root
 
 GOAL_RATIO = 1.3
 GOAL_CLASS_S = 600.0
@@ -46,7 +47,7 @@ def floor_seconds(lab: str, experiments: bool = True, shutdown: str = "graceful"
     """The solution notebook in a fresh kernel, start-up included (wall clock); without its
     experiment cells if not ``experiments`` (grading leaves them out). ``shutdown``: nbclient's
     ``shutdown_kernel`` ("graceful", its default and the floor's; "immediate" as grading does)."""
-    nb = labs.read(labs.source_path(lab))
+    nb = labs.read(COURSE.source_path(lab))
     nb.cells = [c for c in nb.cells if not c.source.lstrip().startswith(("%", "!"))
                 and (experiments or not labs.is_experiment(c))]
     start = time.perf_counter()
@@ -59,7 +60,7 @@ def generated_class(lab: str, n: int, seed: int = 0) -> dict[str, dict]:
     """n students: 50% correct, 25% one typical mistake, 15% blank, 10% cheap attacks."""
     from test_labs import catalogue
 
-    ref = labs.answers(labs.read(labs.source_path(lab)))
+    ref = labs.answers(labs.read(COURSE.source_path(lab)))
     first, last = next(iter(ref)), list(ref)[-1]
     mistakes = catalogue(lab).MISTAKES
     attacks = [
@@ -89,7 +90,7 @@ def write_class(course: Path, lab: str, students: dict[str, dict]) -> None:
     shutil.rmtree(uploads, ignore_errors=True)
     uploads.mkdir()
     for sid, answers in students.items():
-        nb = labs.read(labs.student_path(lab))
+        nb = labs.read(COURSE.student_path(lab))
         for cell in nb.cells:
             if labs.is_answer(cell) and labs.nbmeta(cell)["grade_id"] in answers:
                 cell.source = answers[labs.nbmeta(cell)["grade_id"]]
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> dict:
         floor = statistics.median(floors)
         killed = statistics.median([floor_seconds(args.lab, experiments=False, shutdown="immediate") for _ in range(3)])
         course = Course.load().scratch(tmp / "one", (args.lab,))
-        write_class(course, args.lab, {"solo": labs.answers(labs.read(labs.source_path(args.lab)))})
+        write_class(course, args.lab, {"solo": labs.answers(labs.read(COURSE.source_path(args.lab)))})
         singles = []
         for _ in range(4):  # the first also starts the nbgrader fork server and makes the lab's template gradebook
             start = time.perf_counter()

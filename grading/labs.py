@@ -34,22 +34,9 @@ import nbformat
 from .course import ROOT, Course
 from .nbcells import is_answer, is_experiment, is_test, nbmeta, strip_markers
 
-__all__ = ["ROOT", "Course", "is_answer", "is_experiment", "is_test", "nbmeta", "strip_markers", "labs", "source_path",
-           "student_path", "read", "answers", "tests", "max_auto_score", "policy", "CellRun", "execute",
-           "run_inprocess", "expected_errors", "solution_module"]
-
-
-def labs() -> list[str]:
-    """Every lab of this repository's course (discovered: see :meth:`Course.labs`)."""
-    return Course.load().labs()
-
-
-def source_path(lab: str) -> Path:
-    return Course.load().source_path(lab)
-
-
-def student_path(lab: str) -> Path:
-    return Course.load().student_path(lab)
+__all__ = ["ROOT", "Course", "is_answer", "is_experiment", "is_test", "nbmeta", "strip_markers", "read", "answers",
+           "tests", "max_auto_score", "policy", "CellRun", "execute", "run_inprocess", "expected_errors",
+           "solution_module"]
 
 
 def read(path: Path) -> nbformat.NotebookNode:
@@ -190,7 +177,7 @@ def expected_errors(student_nb) -> dict[int, str]:
 def solution_module(lab: str, name: str | None = None) -> ModuleType:
     """The reference solution executed as a module (for benchmarks): every code cell the
     test cells rely on (imports, helpers, answers), i.e. all but test and experiment cells."""
-    nb = read(source_path(lab))
+    nb = read(Course.load().source_path(lab))
     mod = ModuleType(name or lab.replace("-", "_") + "_solution")
     for cell in nb.cells:
         if cell.cell_type == "code" and not is_test(cell) and not is_experiment(cell):

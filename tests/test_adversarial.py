@@ -22,7 +22,7 @@ from nbgrader.api import Gradebook
 
 from grading import grade, labs, sandbox
 from grading.course import Course
-from support import HIDDEN_PRINT, LAB, LIAR, PATCH, REF, WRONG, catalogue, snoop_code, student_notebook
+from support import COURSE, HIDDEN_PRINT, LAB, LIAR, PATCH, REF, WRONG, catalogue, snoop_code, student_notebook
 
 pytestmark = pytest.mark.pipeline
 FULL = 14.0
@@ -251,7 +251,7 @@ def test_output_flood_is_capped(graded):
 
 def test_feedback_says_what_failed_and_never_shows_test_code(graded):
     course = graded["course"]
-    source = labs.read(labs.source_path(LAB))
+    source = labs.read(COURSE.source_path(LAB))
     test_lines = {line.strip() for c in source.cells if labs.is_test(c)
                   for line in labs.strip_markers(c.source).splitlines()
                   if line.strip().startswith(("check_", "assert ", "cases = ", "for ", "expect_", "out = ", "x = "))}

@@ -6,7 +6,7 @@ import pytest
 
 from grading import feedback, labs, repair, static
 from grading.trusted import Verdict
-from support import catalogue
+from support import COURSE, catalogue
 
 
 def with_answer(nb, gid, code):
@@ -17,9 +17,9 @@ def with_answer(nb, gid, code):
     return nb
 
 
-@pytest.mark.parametrize("lab", labs.labs())
+@pytest.mark.parametrize("lab", COURSE.labs())
 def test_reference_and_honest_mistakes_read_clean(lab):
-    source = labs.read(labs.source_path(lab))
+    source = labs.read(COURSE.source_path(lab))
     assert static.scan(source, source) == []
     mistakes = catalogue(lab)
     flagged = {name for name, (gid, code, _) in mistakes.MISTAKES.items()
@@ -39,19 +39,19 @@ def test_reference_and_honest_mistakes_read_clean(lab):
     ("def f(:", "syntax", "does not parse"),
 ])
 def test_tampering_and_forbidden_calls_are_found(code, kind, word):
-    source = labs.read(labs.source_path("lab3-conv"))
+    source = labs.read(COURSE.source_path("lab3-conv"))
     found = static.scan(with_answer(source, "conv2d", code), source)
     assert any(f.kind == kind and word in f.detail for f in found), found
 
 
 def test_tensor_unfold_is_allowed_in_lab3():
-    source = labs.read(labs.source_path("lab3-conv"))
+    source = labs.read(COURSE.source_path("lab3-conv"))
     code = "def conv2d(x, w):\n    return x.unfold(2, 3, 1).unfold(3, 3, 1)"
     assert static.scan(with_answer(source, "conv2d", code), source) == []
 
 
 def test_repair_restores_metadata_and_deleted_cells_and_keeps_answers_and_added_cells():
-    release = labs.read(labs.student_path("lab1-init"))
+    release = labs.read(COURSE.student_path("lab1-init"))
     nb = copy.deepcopy(release)
     tests = [c for c in nb.cells if labs.is_test(c)]
     answer = next(c for c in nb.cells if labs.is_answer(c))

@@ -28,14 +28,14 @@ import pytest
 
 from grading import labs, sandbox
 from grading.course import Course
-from support import LAB, REF, catalogue, snoop_code, student_notebook
+from support import COURSE, LAB, REF, catalogue, snoop_code, student_notebook
 
 pytestmark = pytest.mark.pipeline
 if os.geteuid() != 0 or shutil.which("bwrap") is None:
     pytestmark = [pytestmark, pytest.mark.skip(reason="needs root (to create the unprivileged user) and bubblewrap")]
 
 USER = "course-grader"
-FULL = float(sum(labs.tests(labs.read(labs.source_path(LAB))).values()))
+FULL = float(sum(labs.tests(labs.read(COURSE.source_path(LAB))).values()))
 
 
 def instructor() -> pwd.struct_passwd:

@@ -9,7 +9,7 @@ import pytest
 
 from courselib import checking
 from grading import labs, trusted
-from support import catalogue
+from support import COURSE, catalogue
 from support import source as _source
 from tools import generate_labs
 
@@ -66,13 +66,13 @@ class LabChecks:
     def test_student_version_with_the_reference_answers_passes_without_showing_values(self, nb):
         """What a student who wrote correct answers sees: every visible check passes, and no test
         cell shows an Out[n] (which would look like a failure)."""
-        student = labs.read(labs.student_path(self.LAB))
+        student = labs.read(COURSE.student_path(self.LAB))
         res = labs.run_inprocess(student, labs.answers(nb))
         assert {k for k, r in res.items() if not r.ok} == set(), {k: r.error for k, r in res.items() if not r.ok}
         assert {k: r.shown for k, r in res.items() if r.shown is not None} == {}
 
     def test_blank_student_version_fails_every_test_cell(self):
-        student = labs.read(labs.student_path(self.LAB))
+        student = labs.read(COURSE.student_path(self.LAB))
         res = labs.run_inprocess(student)
         assert res and all(not r.ok for r in res.values()), \
             [k for k, r in res.items() if r.ok]
@@ -81,7 +81,7 @@ class LabChecks:
     def test_student_version_expects_exactly_the_errors_of_its_stubs(self):
         """nbval runs the blank lab: the cells tagged raises-exception are exactly those that raise,
         each for the unanswered stubs (see labs.expected_errors); every other cell runs clean."""
-        student = labs.read(labs.student_path(self.LAB))
+        student = labs.read(COURSE.student_path(self.LAB))
         expected = labs.expected_errors(student)
         tagged = {i for i, c in enumerate(student.cells) if generate_labs.RAISES in c.metadata.get("tags", [])}
         assert tagged == set(expected)
@@ -90,7 +90,7 @@ class LabChecks:
         assert sum(e.startswith("NotImplementedError") for e in expected.values()) >= len(labs.tests(student)) // 2
 
     def test_an_error_in_a_helper_cell_of_the_student_lab_is_refused(self):
-        student = labs.read(labs.student_path(self.LAB))
+        student = labs.read(COURSE.student_path(self.LAB))
         helper = next(i for i, c in enumerate(student.cells) if c.cell_type == "code" and not labs.is_test(c)
                       and not labs.is_answer(c) and "import" in c.source)
         student.cells[helper].source += "\nundefined_name_in_setup\n"
@@ -103,7 +103,7 @@ class LabChecks:
         assert not diffs, f"labs/{self.LAB} drifted from solutions/ (run `make labs`): {diffs}"
 
     def test_no_hidden_test_code_reaches_students(self, nb):
-        student_text = json.dumps(labs.read(labs.student_path(self.LAB)).cells)
+        student_text = json.dumps(labs.read(COURSE.student_path(self.LAB)).cells)
         for c in nb.cells:
             for region in re.findall(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", c.source, re.S):
                 for line in region.splitlines():
@@ -117,7 +117,7 @@ class LabChecks:
                         assert json.dumps(line.strip())[1:-1] not in student_text, f"solution line leaked: {line}"
 
     def test_long_helper_cells_start_collapsed_for_students(self):
-        student = labs.read(labs.student_path(self.LAB))
+        student = labs.read(COURSE.student_path(self.LAB))
         collapsed = [i for i, c in enumerate(student.cells) if generate_labs.HIDE in c.metadata.get("tags", [])]
         helpers = [i for i, c in enumerate(student.cells) if generate_labs.is_long_helper(c)]
         assert helpers and collapsed == helpers, (helpers, collapsed)
@@ -160,7 +160,7 @@ class LabChecks:
         assert 0 < score < labs.max_auto_score(nb)
 
 
-for _lab in labs.labs():
+for _lab in COURSE.labs():
     _name = "TestLab_" + _lab.replace("-", "_")
     globals()[_name] = type(_name, (LabChecks,), {"LAB": _lab})
 
@@ -173,13 +173,13 @@ def test_nbval_fails_a_student_lab_on_any_error_but_the_expected_ones(tmp_path):
     import sys
 
     lab = "lab3-conv"
-    student = labs.read(labs.student_path(lab))
+    student = labs.read(COURSE.student_path(lab))
     labs.nbformat.write(student, tmp_path / "as_committed.ipynb")
     test_cell = next(i for i, c in enumerate(student.cells) if labs.is_test(c))
-    untagged = labs.read(labs.student_path(lab))
+    untagged = labs.read(COURSE.student_path(lab))
     untagged.cells[test_cell].metadata["tags"].remove(generate_labs.RAISES)
     labs.nbformat.write(untagged, tmp_path / "untagged.ipynb")
-    broken = labs.read(labs.student_path(lab))
+    broken = labs.read(COURSE.student_path(lab))
     helper = next(i for i, c in enumerate(broken.cells) if c.cell_type == "code" and "import" in c.source
                   and not c.metadata.get("tags"))
     broken.cells[helper].source += "\nundefined_name_in_setup\n"

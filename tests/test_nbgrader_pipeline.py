@@ -21,7 +21,7 @@ from nbgrader.api import Gradebook
 
 from grading import labs
 from grading.course import Course
-from support import catalogue
+from support import COURSE, catalogue
 from tools import generate_labs
 
 pytestmark = pytest.mark.pipeline
@@ -55,7 +55,7 @@ class PipelineChecks:
         exchange = tmp_path / "exchange"
         exchange.mkdir()
         os.chmod(exchange, 0o777)
-        src_nb = labs.read(labs.source_path(lab))
+        src_nb = labs.read(COURSE.source_path(lab))
         max_score = labs.max_auto_score(src_nb)
         cat = catalogue(lab)
 
@@ -64,7 +64,7 @@ class PipelineChecks:
         nbg("generate_assignment", lab, "--force", cwd=course, exchange=exchange)
         released = course / "labs" / lab / f"{lab}.ipynb"
         generate_labs.add_student_marks(released)
-        assert released.read_text() == labs.student_path(lab).read_text()
+        assert released.read_text() == COURSE.student_path(lab).read_text()
         nbg("release_assignment", lab, "--force", cwd=course, exchange=exchange)
 
         # a student on JupyterHub: fetch, solve, submit; the instructor collects
@@ -89,8 +89,8 @@ class PipelineChecks:
         # students working on Colab upload "<id>_<lab>.ipynb" files: zip_collect files them
         archive = course / "downloaded" / lab / "archive"
         archive.mkdir(parents=True)
-        shutil.copy(labs.student_path(lab), archive / f"blank_{lab}.ipynb")
-        nbformat.write(fill(labs.student_path(lab), cat.COMBINED, None), archive / f"mistakes_{lab}.ipynb")
+        shutil.copy(COURSE.student_path(lab), archive / f"blank_{lab}.ipynb")
+        nbformat.write(fill(COURSE.student_path(lab), cat.COMBINED, None), archive / f"mistakes_{lab}.ipynb")
         nbg("zip_collect", lab, "--force", cwd=course, exchange=exchange)
         for sid in ("blank", "mistakes"):
             assert (course / "submitted" / sid / lab / f"{lab}.ipynb").exists()
@@ -129,6 +129,6 @@ class PipelineChecks:
             assert float(rows[sid]["raw_score"]) == pytest.approx(want)
 
 
-for _lab in labs.labs():
+for _lab in COURSE.labs():
     _name = "TestPipeline_" + _lab.replace("-", "_")
     globals()[_name] = type(_name, (PipelineChecks,), {"LAB": _lab})

@@ -4,6 +4,7 @@ replay of the test cells runs the same checks on the same data, outside the stud
 
 from courselib import checking
 from grading import labs, trusted
+from support import COURSE
 from support import source as _source
 
 
@@ -36,12 +37,12 @@ class TrustedChecks:
         assert_agree(notebook, verdicts)
 
     def test_blank_gets_nothing(self, tmp_path, monkeypatch):
-        student = labs.read(labs.student_path(self.LAB))
+        student = labs.read(COURSE.student_path(self.LAB))
         notebook, verdicts = both_verdicts(self.LAB, {}, tmp_path, monkeypatch, nb=student)
         assert not any(v.passed for v in verdicts.values())
         assert_agree(notebook, verdicts)
 
 
-for _lab in labs.labs():
+for _lab in COURSE.labs():
     _name = "TestTrusted_" + _lab.replace("-", "_")
     globals()[_name] = type(_name, (TrustedChecks,), {"LAB": _lab})
