@@ -113,6 +113,8 @@ def test_admonitions_without_dropdown_become_block_quotes():
     out = converter.markdown("Text {cite}`k`.\n\n```{admonition} Why\nBecause $x$ {cite}`k`.\n\nAnd more.\n```\n")
     assert out == "Text (Kay 2020).\n\n> **Why**\n>\n> Because $x$ (Kay 2020).\n>\n> And more.\n"
     assert "<blockquote>" in _rendered(out)
+    code = "```python\nx = a[0](b)  # {cite}`k`\n```\nAfter [a](../x.md)."
+    assert converter.markdown(code) == "```python\nx = a[0](b)  # {cite}`k`\n```\nAfter [a](../../x.md)."
     assert converter.references() == "## References\n\n- **Kay 2020**. Kay. A paper."
 
 

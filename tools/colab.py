@@ -45,6 +45,7 @@ ROLE = re.compile(r"\{([A-Za-z][\w:-]*)\}`([^`]*)`")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*)$")
 LABEL = re.compile(r"^\(([\w-]+)\)=[ \t]*$", re.M)
 LINK = re.compile(r"(\]\(|src=\")(?![a-z][\w+.-]*:|#|/)([^)\"\s]+)")
+CODE_FENCE = re.compile(r"^\s*(`{3,}|~{3,})(?!\{)")  # a plain code block: copied as it is
 HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*$", re.M)
 ADMONITIONS = {"admonition", "dropdown", "note", "tip", "hint", "important", "warning", "caution",
                "attention", "danger", "error", "seealso"}
@@ -154,6 +155,15 @@ class Converter:
         out: list[str] = []
         i = 0
         while i < len(lines):
+            code = CODE_FENCE.match(lines[i])
+            if code:
+                end = re.compile(rf"^\s*{re.escape(code.group(1)[0])}{{{len(code.group(1))},}}\s*$")
+                j = i + 1
+                while j < len(lines) and not end.match(lines[j]):
+                    j += 1
+                out += lines[i:j + 1]
+                i = j + 1
+                continue
             opened = FENCE.match(lines[i])
             if opened is None:
                 if not LABEL.fullmatch(lines[i].strip()):
