@@ -97,11 +97,14 @@ def test_self_check_answers_render_as_closed_details_with_markdown_inside(copies
         for cell in copy.cells:
             if cell.cell_type != "markdown" or "<details>" not in cell.source:
                 continue
+            sources = re.findall(r"<details>(.*?)</details>", cell.source, re.S)
             html = _rendered(cell.source)
-            for block in re.findall(r"<details>(.*?)</details>", html, re.S):
+            blocks = re.findall(r"<details>(.*?)</details>", html, re.S)
+            assert len(blocks) == len(sources), (name, cell.id)
+            for block, source in zip(blocks, sources):
                 answers += 1
                 assert "<summary><b>" in block and "<p>" in block, (name, block[:300])
-                assert "<pre>" not in block or "```" in cell.source, (name, block[:300])  # not a code block
+                assert "<pre>" not in block or "```" in source, (name, block[:300])  # not a code block
                 for code in re.findall(r"<code>(.*?)</code>", block, re.S):
                     assert "$" not in code, (name, code)  # formulas are text for MathJax, not code
             assert "<details open" not in html
@@ -113,8 +116,11 @@ def test_admonitions_without_dropdown_become_block_quotes():
     out = converter.markdown("Text {cite}`k`.\n\n```{admonition} Why\nBecause $x$ {cite}`k`.\n\nAnd more.\n```\n")
     assert out == "Text (Kay 2020).\n\n> **Why**\n>\n> Because $x$ (Kay 2020).\n>\n> And more.\n"
     assert "<blockquote>" in _rendered(out)
-    code = "```python\nx = a[0](b)  # {cite}`k`\n```\nAfter [a](../x.md)."
-    assert converter.markdown(code) == "```python\nx = a[0](b)  # {cite}`k`\n```\nAfter [a](../../x.md)."
+    code = "```python\nx = a[0](b)  # {cite}`k`\n```\nAfter [a](../x.ipynb), `{cite}`."
+    assert converter.markdown(code) == "```python\nx = a[0](b)  # {cite}`k`\n```\nAfter [a](../../x.ipynb), `{cite}`."
+    # text right after a block starts a paragraph of its own (not a lazy line of the quote or HTML)
+    after = converter.markdown("```{note}\nBody.\n```\nNext.")
+    assert after == "> **Note**\n>\n> Body.\n\nNext." and "<p>Next.</p>" in _rendered(after)
     assert converter.references() == "## References\n\n- **Kay 2020**. Kay. A paper."
 
 
@@ -132,6 +138,13 @@ def test_markup_it_cannot_convert_stops_it_naming_the_cell(tmp_path):
     nbformat.write(nb, book / "01_ch.ipynb")
     with pytest.raises(colab.ColabError, match=r"the directive \{figure\}"):
         colab.write_copies(tmp_path, tmp_path / "out")
+    for source, message in (("1. Step\n\n   ```{note}\n   Body\n   ```\n2. Next", r"is indented"),
+                            (":::{note}\n:math: not an option\n:::", r"has the option :math:"),
+                            ("```{admonition} Why $x$?\n:class: dropdown\nBody\n```", r"holds markup")):
+        nb.cells[0].source = "# Ch\n\n" + source
+        nbformat.write(nb, book / "01_ch.ipynb")
+        with pytest.raises(colab.ColabError, match=message):
+            colab.write_copies(tmp_path, tmp_path / "out")
     nb.cells[0].source = "# Ch\n\n{cite}`nokey`"
     nbformat.write(nb, book / "01_ch.ipynb")
     with pytest.raises(colab.ColabError, match=r"no entry for the cited key\(s\) \['nokey'\]"):
@@ -151,9 +164,12 @@ def test_the_labs_hold_no_myst_markup_colab_would_show_raw():
 def test_relative_links_lead_from_the_copy_to_the_same_file(copies):
     converter = colab.Converter(colab.Citations({}, {}), {}, "Ch")
     assert converter.inline("[lab 1](../labs/lab1-init/lab1-init.ipynb), [ch 2](02_initialization.ipynb#top), "
-                            "[web](https://example.org/x), [here](#sec), <img src=\"fig.svg\">") == (
+                            "[web](https://example.org/x), [here](#sec), `[code](../x.ipynb)`") == (
         "[lab 1](../../labs/lab1-init/lab1-init.ipynb), [ch 2](02_initialization.ipynb#top), "
-        "[web](https://example.org/x), [here](#sec), <img src=\"../../book/fig.svg\">")
+        "[web](https://example.org/x), [here](#sec), `[code](../x.ipynb)`")
+    for other in ('<img src="fig.svg">', "[the intro](intro.md)"):  # Colab serves no such file
+        with pytest.raises(colab.ColabError, match="a file Colab cannot show"):
+            converter.inline(other)
     _, copy = copies["02_initialization.ipynb"]
     pointer = [c.source for c in copy.cells if "lab-pointer" in c.metadata.get("tags", [])]
     assert len(pointer) == 1 and "](../../labs/lab1-init/lab1-init.ipynb)" in pointer[0]

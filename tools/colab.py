@@ -12,14 +12,17 @@ notebook viewer renders:
 - ``{ref}`label``` -> the title of the section the label marks, in italics, after its chapter's
   title when it is in another chapter ("*Training CNNs in practice › 7. Learning-rate
   schedules*"); ``(label)=`` lines are dropped;
-- a relative link (``../labs/lab1-init/lab1-init.ipynb``) -> the same file from the copy's folder
-  (``../../labs/...``: on Colab it opens the lab); a link to another chapter opens its copy;
+- a relative link to a notebook (``../labs/lab1-init/lab1-init.ipynb``) -> the same notebook from
+  the copy's folder (``../../labs/...``: on Colab it opens the lab); a link to another chapter
+  opens its copy; inline code and code blocks are left as they are;
 - an ``admonition`` or ``dropdown`` with ``:class: dropdown`` -> a ``<details>`` element (a click
   opens it, its Markdown and formulas rendered), any other admonition -> a block quote with its
   title in bold.
 
-Any other MyST role or directive stops the conversion with the cell it is in (add it here): a
-chapter never reaches Colab with markup Colab would show raw. The website's Colab button opens
+Any other MyST role or directive, a directive option other than ``class``/``name``, an indented
+directive, a title with markup or a relative link to anything but a notebook stops the
+conversion with the cell it is in (teach it here): a chapter never reaches Colab with markup
+Colab would show raw. The website's Colab button opens
 the copy (``tools/site_fixes.py``: :data:`site_fixes.COLAB_FOLDER`).
 
     python -m tools.colab OUT_DIR      # write the copies of this repository's chapters into OUT_DIR
@@ -45,8 +48,11 @@ ROLE = re.compile(r"\{([A-Za-z][\w:-]*)\}`([^`]*)`")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|:{3,})\{(?P<name>[\w-]+)\}[ \t]*(?P<arg>.*)$")
 LABEL = re.compile(r"^\(([\w-]+)\)=[ \t]*$", re.M)
 LINK = re.compile(r"(\]\(|src=\")(?![a-z][\w+.-]*:|#|/)([^)\"\s]+)")
+INLINE = re.compile(rf"(?P<role>{ROLE.pattern})|(?P<code>(`+)[^`]*?(?P=code_ticks))|(?P<link>{LINK.pattern})"
+                    .replace("(`+)", "(?P<code_ticks>`+)"))
 CODE_FENCE = re.compile(r"^\s*(`{3,}|~{3,})(?!\{)")  # a plain code block: copied as it is
 HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t]*#*$", re.M)
+OPTIONS = {"class", "name"}  # a directive's options this module understands (name: a label, dropped)
 ADMONITIONS = {"admonition", "dropdown", "note", "tip", "hint", "important", "warning", "caution",
                "attention", "danger", "error", "seealso"}
 
@@ -140,15 +146,27 @@ class Converter:
 
     @staticmethod
     def link(match: re.Match) -> str:
-        """A relative link of a chapter (in book/), from its copy in colab/book/."""
+        """A relative link of a chapter (in book/) to a notebook, from its copy in colab/book/ (on
+        Colab, a notebook link opens that notebook). Colab serves no other file of the repository
+        (an image, a page), so any other relative link stops the conversion."""
         path, hash_, fragment = match.group(2).partition("#")
         target = posixpath.normpath(posixpath.join("book", path))
-        if target.startswith("book/") and target.endswith(".ipynb"):  # another chapter: its copy
+        if not target.endswith(".ipynb"):
+            raise ColabError(f"the relative link {match.group(2)!r} leads to a file Colab cannot show: "
+                             "use an absolute URL, or teach tools/colab.py to rewrite it")
+        if target.startswith("book/"):  # another chapter: its copy, beside this one
             return match.group(0)
         return match.group(1) + posixpath.relpath(target, posixpath.join(COLAB_FOLDER, "book")) + hash_ + fragment
 
     def inline(self, text: str) -> str:
-        return LINK.sub(self.link, ROLE.sub(self.role, text))
+        """Roles and relative links rewritten; inline code (`` `...` ``) left as it is."""
+        def one(match: re.Match) -> str:
+            if match.group("role"):
+                return self.role(ROLE.fullmatch(match.group(0)))
+            if match.group("code"):
+                return match.group(0)
+            return self.link(LINK.fullmatch(match.group(0)))
+        return INLINE.sub(one, text)
 
     def markdown(self, source: str) -> str:
         lines = source.split("\n")
@@ -171,11 +189,17 @@ class Converter:
                 i += 1
                 continue
             fence, name = opened.group("fence"), opened.group("name")
+            if opened.group("indent"):
+                raise ColabError(f"the directive {{{name}}} is indented (in a list?): tools/colab.py converts "
+                                 "directives at the start of a line only")
             close = re.compile(rf"^\s*{re.escape(fence[0])}{{{len(fence)},}}\s*$")
             j = i + 1
             options: dict[str, str] = {}
             while j < len(lines) and re.match(r"^\s*:[\w-]+:", lines[j]):
                 key, _, value = lines[j].strip()[1:].partition(":")
+                if key not in OPTIONS:
+                    raise ColabError(f"the directive {{{name}}} has the option :{key}:, which tools/colab.py "
+                                     f"does not know ({', '.join(sorted(OPTIONS))})")
                 options[key] = value.strip()
                 j += 1
             body_start = j
@@ -184,7 +208,9 @@ class Converter:
             if j == len(lines):
                 raise ColabError(f"the directive {{{name}}} is not closed:\n{source[:300]}")
             body = self.markdown("\n".join(lines[body_start:j]).strip("\n"))
-            out += self.directive(name, self.inline(opened.group("arg").strip()), options, body)
+            out += self.directive(name, opened.group("arg").strip(), options, body)
+            if j + 1 < len(lines) and lines[j + 1].strip():
+                out.append("")  # else the next line would continue the block quote or the HTML block
             i = j + 1
         return "\n".join(out)
 
@@ -192,6 +218,9 @@ class Converter:
         if name not in ADMONITIONS:
             raise ColabError(f"the directive {{{name}}} has no plain-Markdown form in tools/colab.py")
         title = title or name.capitalize()
+        if re.search(r"[*_`$\[<{]", title):
+            raise ColabError(f"the title of a {{{name}}} holds markup ({title!r}), which a <summary> or a bold "
+                             "title would show raw: plain words only")
         if name == "dropdown" or "dropdown" in options.get("class", "").split():
             # blank lines around the body: the Markdown inside <details> is rendered, formulas too
             return [f"<details><summary><b>{title}</b></summary>", "", body, "", "</details>"]

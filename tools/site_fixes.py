@@ -278,8 +278,12 @@ def _colab_opens_the_copy(app: Sphinx, pagename: str, templatename: str, context
             continue
         for button in group["buttons"]:
             if button.get("text") == "Colab":  # .../github/<org>/<repo>/blob/<branch>/<path>
-                button["url"] = re.sub(r"(/github/[^/]+/[^/]+/blob/[^/]+/)", rf"\g<1>{COLAB_FOLDER}/",
-                                       button["url"], count=1)
+                url, found = re.subn(rf"(/github/[^/]+/[^/]+/blob/[^/]+/)({re.escape(pagename)}\.ipynb)$",
+                                     rf"\g<1>{COLAB_FOLDER}/\g<2>", button["url"])
+                if found != 1:  # e.g. a branch name with a slash
+                    raise RuntimeError(f"tools/site_fixes.py cannot point the Colab button of {pagename} at "
+                                       f"its Colab copy: unexpected URL {button['url']}")
+                button["url"] = url
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
