@@ -200,6 +200,15 @@ def is_dirty(page) -> bool:
     return "jp-mod-dirty" in (tab.first.get_attribute("class") or "")
 
 
+def assert_unmodified(page, what: str, nb) -> None:
+    """The notebook ``nb`` (a lab or a chapter) shows no "unsaved changes" mark once its kernel has
+    started: its metadata is what JupyterLab would write (make setup-cells)."""
+    time.sleep(3)  # the kernel's info (language_info) and spec arrive after it is idle
+    assert not is_dirty(page), (
+        f"JupyterLab marks the untouched {what} modified: its kernelspec or language_info is not what the "
+        f"kernel writes (make setup-cells: tools/setup_cell.py:kernel_metadata); it has {nb.metadata}")
+
+
 def run_all(page, timeout: float = RUN_TIMEOUT) -> list[dict]:
     """Run > Run All Cells, as a student clicks it; waits until no cell is queued or running and
     the kernel is idle; returns :data:`CELLS_JS`'s view of every cell."""
@@ -220,10 +229,7 @@ def test_the_lab_opens_unmodified_with_its_helper_cell_collapsed(browser, server
     nb = nbformat.read(server.root / "blank" / f"{LAB}.ipynb", as_version=4)
     page, errors = open_notebook(browser, server, f"blank/{LAB}.ipynb")
     try:
-        time.sleep(3)  # the kernel's info (language_info) and spec arrive after it is idle
-        assert not is_dirty(page), (
-            "JupyterLab marks the untouched lab modified: its kernelspec or language_info is not what the "
-            f"kernel writes (tools/setup_cell.py:kernel_metadata); the lab has {nb.metadata}")
+        assert_unmodified(page, "lab", nb)
         view = cells(page)
         assert len(view) == len(nb.cells)
         helpers = [i for i, c in enumerate(nb.cells) if generate_labs.is_long_helper(c)]
@@ -329,10 +335,7 @@ def test_a_chapter_opens_unmodified_and_renders_its_citations_and_collapsed_answ
     assert cited and answers
     page, errors = open_notebook(browser, server, f"book/{CHAPTER.name}")
     try:
-        time.sleep(3)  # the kernel's info (language_info) and spec arrive after it is idle
-        assert not is_dirty(page), (
-            "JupyterLab marks the untouched chapter modified: its kernelspec or language_info is not what the "
-            f"kernel writes (make setup-cells: tools/setup_cell.py:kernel_metadata); it has {nb.metadata}")
+        assert_unmodified(page, "chapter", nb)
         # what the page shows of each cell's input: the rendered markdown (the editor holding the
         # source is hidden, and innerText leaves hidden elements out)
         markdown = page.locator(".jp-NotebookPanel .jp-Notebook .jp-Cell .jp-InputArea")
